@@ -1,0 +1,139 @@
+// Package config holds the server's configuration file: its schema, its defaults and the
+// validation that turns a file into typed values the rest of the server can trust.
+//
+// The jwt[] section has the same schema and meaning as kube-apiserver's
+// AuthenticationConfiguration (apiserver.config.k8s.io/v1), so an entry can move between the
+// two without edits.
+package config
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// APIVersion and Kind identify the configuration file format.
+const (
+	APIVersion = "oidc-authenticator.io/v1alpha1"
+	Kind       = "AuthenticatorConfiguration"
+)
+
+// Defaults applied to fields left empty.
+const (
+	DefaultAddress         = "127.0.0.1:21362"
+	DefaultStateDir        = "/var/lib/oidc-authenticator"
+	DefaultCacheTTL        = "2m"
+	DefaultCacheMaxEntries = 100000
+)
+
+// Configuration is the whole configuration file.
+type Configuration struct {
+	APIVersion string             `json:"apiVersion"`
+	Kind       string             `json:"kind"`
+	Server     Server             `json:"server"`
+	JWT        []JWTAuthenticator `json:"jwt"`
+	Mapping    Mapping            `json:"mapping"`
+	Cache      Cache              `json:"cache"`
+}
+
+// Server configures the HTTPS listener.
+type Server struct {
+	// Address is host:port to listen on.
+	Address string `json:"address"`
+	// CertFile and KeyFile are the serving certificate; they default to files in StateDir,
+	// which are generated when absent.
+	CertFile string `json:"certFile"`
+	KeyFile  string `json:"keyFile"`
+	// ClientCAFile, when set, makes /authenticate require a client certificate signed by it.
+	ClientCAFile string `json:"clientCAFile"`
+	// StateDir holds generated certificates and keys.
+	StateDir string `json:"stateDir"`
+}
+
+// Mapping says where the identity mapping comes from.
+type Mapping struct {
+	// ConfigMap is namespace/name of a ConfigMap watched through the Kubernetes API.
+	ConfigMap string `json:"configMap,omitempty"`
+	// File is a ConfigMap manifest file or a directory where a ConfigMap is mounted.
+	File string `json:"file,omitempty"`
+	// RequireMatch denies tokens that match no mapping entry.
+	RequireMatch bool `json:"requireMatch,omitempty"`
+}
+
+// Cache configures the cache of verified tokens.
+type Cache struct {
+	// TTL bounds how long a verified token is remembered; each entry also expires with its
+	// token. Zero disables the cache.
+	TTL *metav1.Duration `json:"ttl,omitempty"`
+	// MaxEntries bounds how many verified tokens are remembered at once.
+	MaxEntries *int `json:"maxEntries,omitempty"`
+}
+
+// JWTAuthenticator is one trusted issuer, as in kube-apiserver's AuthenticationConfiguration.
+type JWTAuthenticator struct {
+	Issuer               Issuer                `json:"issuer"`
+	ClaimValidationRules []ClaimValidationRule `json:"claimValidationRules,omitempty"`
+	ClaimMappings        ClaimMappings         `json:"claimMappings"`
+	UserValidationRules  []UserValidationRule  `json:"userValidationRules,omitempty"`
+}
+
+// Issuer says whom to trust and for which audiences.
+type Issuer struct {
+	// URL must equal the iss claim of the tokens, exactly.
+	URL string `json:"url"`
+	// DiscoveryURL, when set, is where the discovery document is fetched from instead of
+	// URL + "/.well-known/openid-configuration". The document's issuer must still equal URL.
+	DiscoveryURL string `json:"discoveryURL,omitempty"`
+	// CertificateAuthority is PEM to trust for the discovery and JWKS fetches.
+	CertificateAuthority string `json:"certificateAuthority,omitempty"`
+	// Audiences the token's aud must contain (one of them, per AudienceMatchPolicy).
+	Audiences []string `json:"audiences"`
+	// AudienceMatchPolicy is MatchAny; required when there is more than one audience.
+	AudienceMatchPolicy AudienceMatchPolicy `json:"audienceMatchPolicy,omitempty"`
+}
+
+// AudienceMatchPolicy says how the token's aud is matched against Audiences.
+type AudienceMatchPolicy string
+
+// AudienceMatchPolicyMatchAny accepts a token whose aud contains any configured audience.
+const AudienceMatchPolicyMatchAny AudienceMatchPolicy = "MatchAny"
+
+// ClaimValidationRule is a requirement on the token's claims.
+type ClaimValidationRule struct {
+	Claim         string `json:"claim,omitempty"`
+	RequiredValue string `json:"requiredValue,omitempty"`
+	Expression    string `json:"expression,omitempty"`
+	Message       string `json:"message,omitempty"`
+}
+
+// ClaimMappings turn claims into the Kubernetes user.
+type ClaimMappings struct {
+	Username PrefixedClaimOrExpression `json:"username"`
+	Groups   PrefixedClaimOrExpression `json:"groups,omitempty"`
+	UID      ClaimOrExpression         `json:"uid,omitempty"`
+	Extra    []ExtraMapping            `json:"extra,omitempty"`
+}
+
+// PrefixedClaimOrExpression takes a value from a claim (with a prefix) or an expression.
+type PrefixedClaimOrExpression struct {
+	Claim string `json:"claim,omitempty"`
+	// Prefix is required whenever Claim is set; "" is a valid, explicit choice.
+	Prefix     *string `json:"prefix,omitempty"`
+	Expression string  `json:"expression,omitempty"`
+}
+
+// ClaimOrExpression takes a value from a claim or an expression.
+type ClaimOrExpression struct {
+	Claim      string `json:"claim,omitempty"`
+	Expression string `json:"expression,omitempty"`
+}
+
+// ExtraMapping fills one key of the user's extra attributes.
+type ExtraMapping struct {
+	Key             string `json:"key"`
+	ValueExpression string `json:"valueExpression"`
+}
+
+// UserValidationRule is a requirement on the final user.
+type UserValidationRule struct {
+	Expression string `json:"expression"`
+	Message    string `json:"message,omitempty"`
+}

@@ -1,0 +1,225 @@
+package config
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// MaxIssuers is the most jwt[] entries accepted, as in kube-apiserver.
+const MaxIssuers = 64
+
+const notSupported = "CEL expressions are not supported yet; use claim"
+
+// Validate checks the whole configuration and returns every problem, each naming its field.
+func (c *Configuration) Validate() field.ErrorList {
+	var errs field.ErrorList
+	if c.APIVersion != APIVersion {
+		errs = append(errs, field.NotSupported(field.NewPath("apiVersion"), c.APIVersion, []string{APIVersion}))
+	}
+	if c.Kind != Kind {
+		errs = append(errs, field.NotSupported(field.NewPath("kind"), c.Kind, []string{Kind}))
+	}
+	errs = append(errs, validateServer(c.Server, field.NewPath("server"))...)
+	errs = append(errs, validateJWT(c.JWT, field.NewPath("jwt"))...)
+	errs = append(errs, validateMapping(c.Mapping, field.NewPath("mapping"))...)
+	errs = append(errs, validateCache(c.Cache, field.NewPath("cache"))...)
+	return errs
+}
+
+func validateServer(s Server, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if _, port, err := net.SplitHostPort(s.Address); err != nil || port == "" {
+		errs = append(errs, field.Invalid(p.Child("address"), s.Address, "must be host:port, e.g. 127.0.0.1:21362"))
+	}
+	if (s.CertFile == "") != (s.KeyFile == "") {
+		errs = append(errs, field.Required(p.Child("keyFile"), "certFile and keyFile must be set together"))
+	}
+	if s.StateDir == "" {
+		errs = append(errs, field.Required(p.Child("stateDir"), ""))
+	}
+	return errs
+}
+
+func validateJWT(jwts []JWTAuthenticator, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if len(jwts) == 0 {
+		errs = append(errs, field.Required(p, "at least one issuer is required"))
+	}
+	if len(jwts) > MaxIssuers {
+		errs = append(errs, field.TooMany(p, len(jwts), MaxIssuers))
+	}
+	seenURL, seenDiscovery := sets.New[string](), sets.New[string]()
+	for i, j := range jwts {
+		jp := p.Index(i)
+		errs = append(errs, validateIssuer(j.Issuer, jp.Child("issuer"), seenURL, seenDiscovery)...)
+		errs = append(errs, validateClaimRules(j.ClaimValidationRules, jp.Child("claimValidationRules"))...)
+		errs = append(errs, validateClaimMappings(j.ClaimMappings, jp.Child("claimMappings"))...)
+		for k := range j.UserValidationRules {
+			errs = append(errs, field.Forbidden(jp.Child("userValidationRules").Index(k), notSupported))
+		}
+	}
+	return errs
+}
+
+func validateIssuer(is Issuer, p *field.Path, seenURL, seenDiscovery sets.Set[string]) field.ErrorList {
+	var errs field.ErrorList
+	if is.URL == "" {
+		errs = append(errs, field.Required(p.Child("url"), ""))
+	} else {
+		errs = append(errs, validateHTTPSURL(is.URL, p.Child("url"))...)
+		if seenURL.Has(is.URL) {
+			errs = append(errs, field.Duplicate(p.Child("url"), is.URL))
+		}
+		seenURL.Insert(is.URL)
+	}
+	if is.DiscoveryURL != "" {
+		dp := p.Child("discoveryURL")
+		errs = append(errs, validateHTTPSURL(is.DiscoveryURL, dp)...)
+		if strings.TrimRight(is.DiscoveryURL, "/") == strings.TrimRight(is.URL, "/") {
+			errs = append(errs, field.Invalid(dp, is.DiscoveryURL, "must differ from issuer.url; leave it empty to use the issuer's own discovery document"))
+		}
+		if seenDiscovery.Has(is.DiscoveryURL) {
+			errs = append(errs, field.Duplicate(dp, is.DiscoveryURL))
+		}
+		seenDiscovery.Insert(is.DiscoveryURL)
+	}
+	ap := p.Child("audiences")
+	if len(is.Audiences) == 0 {
+		errs = append(errs, field.Required(ap, "at least one audience (the OIDC client ID the tokens are issued for)"))
+	}
+	seenAud := sets.New[string]()
+	for i, a := range is.Audiences {
+		switch {
+		case a == "":
+			errs = append(errs, field.Required(ap.Index(i), "an audience must not be empty"))
+		case seenAud.Has(a):
+			errs = append(errs, field.Duplicate(ap.Index(i), a))
+		}
+		seenAud.Insert(a)
+	}
+	mp := p.Child("audienceMatchPolicy")
+	switch {
+	case len(is.Audiences) > 1 && is.AudienceMatchPolicy != AudienceMatchPolicyMatchAny:
+		errs = append(errs, field.Invalid(mp, is.AudienceMatchPolicy, "must be MatchAny when more than one audience is set"))
+	case is.AudienceMatchPolicy != "" && is.AudienceMatchPolicy != AudienceMatchPolicyMatchAny:
+		errs = append(errs, field.NotSupported(mp, is.AudienceMatchPolicy, []string{string(AudienceMatchPolicyMatchAny)}))
+	}
+	if is.CertificateAuthority != "" {
+		if !x509.NewCertPool().AppendCertsFromPEM([]byte(is.CertificateAuthority)) {
+			errs = append(errs, field.Invalid(p.Child("certificateAuthority"), "<PEM>", "holds no PEM certificate that parses"))
+		}
+	}
+	return errs
+}
+
+func validateHTTPSURL(raw string, p *field.Path) field.ErrorList {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return field.ErrorList{field.Invalid(p, raw, fmt.Sprintf("not a URL: %v", err))}
+	}
+	var errs field.ErrorList
+	if u.Scheme != "https" {
+		errs = append(errs, field.Invalid(p, raw, "must use the https scheme"))
+	}
+	if u.Host == "" {
+		errs = append(errs, field.Invalid(p, raw, "must have a host"))
+	}
+	if u.User != nil {
+		errs = append(errs, field.Invalid(p, raw, "must not contain a username or password"))
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		errs = append(errs, field.Invalid(p, raw, "must not contain a query"))
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		errs = append(errs, field.Invalid(p, raw, "must not contain a fragment"))
+	}
+	return errs
+}
+
+func validateClaimRules(rules []ClaimValidationRule, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := sets.New[string]()
+	for i, r := range rules {
+		rp := p.Index(i)
+		switch {
+		case r.Expression != "":
+			errs = append(errs, field.Forbidden(rp.Child("expression"), notSupported))
+		case r.Claim == "":
+			errs = append(errs, field.Required(rp.Child("claim"), "claim is required"))
+		case r.Message != "":
+			errs = append(errs, field.Invalid(rp.Child("message"), r.Message, "may only be set with expression"))
+		case seen.Has(r.Claim):
+			errs = append(errs, field.Duplicate(rp.Child("claim"), r.Claim))
+		}
+		seen.Insert(r.Claim)
+	}
+	return errs
+}
+
+func validateClaimMappings(m ClaimMappings, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	up := p.Child("username")
+	switch {
+	case m.Username.Expression != "":
+		errs = append(errs, field.Forbidden(up.Child("expression"), notSupported))
+	case m.Username.Claim == "":
+		errs = append(errs, field.Required(up.Child("claim"), "the claim that holds the username, e.g. email or sub"))
+	case m.Username.Prefix == nil:
+		errs = append(errs, field.Required(up.Child("prefix"), `required when claim is set; use "" for no prefix`))
+	}
+	gp := p.Child("groups")
+	switch {
+	case m.Groups.Expression != "":
+		errs = append(errs, field.Forbidden(gp.Child("expression"), notSupported))
+	case m.Groups.Claim != "" && m.Groups.Prefix == nil:
+		errs = append(errs, field.Required(gp.Child("prefix"), `required when claim is set; use "" for no prefix`))
+	case m.Groups.Claim == "" && m.Groups.Prefix != nil:
+		errs = append(errs, field.Invalid(gp.Child("prefix"), *m.Groups.Prefix, "may only be set with claim"))
+	}
+	if m.UID.Expression != "" {
+		errs = append(errs, field.Forbidden(p.Child("uid", "expression"), notSupported))
+	}
+	for i := range m.Extra {
+		errs = append(errs, field.Forbidden(p.Child("extra").Index(i), notSupported))
+	}
+	return errs
+}
+
+func validateMapping(m Mapping, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if m.ConfigMap != "" && m.File != "" {
+		errs = append(errs, field.Forbidden(p, "set configMap or file, not both"))
+	}
+	if m.ConfigMap != "" {
+		if _, _, err := SplitConfigMap(m.ConfigMap); err != nil {
+			errs = append(errs, field.Invalid(p.Child("configMap"), m.ConfigMap, err.Error()))
+		}
+	}
+	return errs
+}
+
+// SplitConfigMap splits "namespace/name".
+func SplitConfigMap(ref string) (namespace, name string, err error) {
+	ns, n, ok := strings.Cut(ref, "/")
+	if !ok || ns == "" || n == "" || strings.Contains(n, "/") {
+		return "", "", fmt.Errorf("must be namespace/name, e.g. kube-system/oidc-auth")
+	}
+	return ns, n, nil
+}
+
+func validateCache(c Cache, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if c.TTL != nil && c.TTL.Duration < 0 {
+		errs = append(errs, field.Invalid(p.Child("ttl"), c.TTL.Duration.String(), "must not be negative; 0 disables the cache"))
+	}
+	if c.MaxEntries != nil && *c.MaxEntries < 1 {
+		errs = append(errs, field.Invalid(p.Child("maxEntries"), *c.MaxEntries, "must be at least 1"))
+	}
+	return errs
+}
