@@ -1,0 +1,171 @@
+package authn
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	gocache "github.com/patrickmn/go-cache"
+	"golang.org/x/sync/singleflight"
+)
+
+// Verifier checks tokens for one issuer.
+type Verifier interface {
+	// Verify checks a token whose unverified iss names this issuer and returns its
+	// identity, or a *Denial.
+	Verify(ctx context.Context, tok *Unverified) (*Identity, error)
+}
+
+// Mapper turns a verified identity into the Kubernetes user, or denies it with a *Denial.
+type Mapper interface {
+	Map(ctx context.Context, id *Identity) (User, error)
+}
+
+// CacheObserver is told about cache lookups; metrics implement it.
+type CacheObserver interface{ CacheLookup(hit bool) }
+
+// Options tune an Authenticator.
+type Options struct {
+	// CacheTTL bounds how long a verified token is remembered (0 disables the cache).
+	// An entry never outlives its token's exp.
+	CacheTTL time.Duration
+	// CacheMaxEntries bounds the number of remembered tokens.
+	CacheMaxEntries int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Observer, if set, is told about cache hits and misses.
+	Observer CacheObserver
+}
+
+// Authenticator answers "who holds this token?".
+type Authenticator struct {
+	issuers map[string]Verifier
+	mapper  Mapper
+	opts    Options
+	cache   *gocache.Cache
+	hashKey []byte
+	flight  singleflight.Group
+}
+
+// Result is the outcome of authenticating a token. Identity is set whenever the token
+// verified, even if the mapping then denied it.
+type Result struct {
+	Identity *Identity
+	User     User
+	Cached   bool
+}
+
+// New returns an Authenticator that routes tokens to issuers by their iss claim and maps
+// verified identities with mapper (nil: the claim-derived user is used as is).
+func New(issuers map[string]Verifier, mapper Mapper, opts Options) (*Authenticator, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("generate cache key: %w", err)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &Authenticator{issuers: issuers, mapper: mapper, opts: opts, hashKey: key}
+	if opts.CacheTTL > 0 {
+		a.cache = gocache.New(opts.CacheTTL, time.Minute)
+	}
+	return a, nil
+}
+
+// Authenticate verifies raw and maps its identity. Errors are *Denial values.
+func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Result, error) {
+	id, cached, err := a.verify(ctx, raw)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Identity: id, User: id.User, Cached: cached}
+	if a.mapper != nil {
+		u, err := a.mapper.Map(ctx, id)
+		if err != nil {
+			return res, AsDenial(err)
+		}
+		res.User = u
+	}
+	return res, nil
+}
+
+// CacheEntries reports how many verified tokens are remembered.
+func (a *Authenticator) CacheEntries() int {
+	if a.cache == nil {
+		return 0
+	}
+	return a.cache.ItemCount()
+}
+
+func (a *Authenticator) verify(ctx context.Context, raw string) (*Identity, bool, error) {
+	if a.cache == nil {
+		id, err := a.verifyUncached(ctx, raw)
+		return id, false, err
+	}
+	key := a.cacheKey(raw)
+	if v, ok := a.cache.Get(key); ok {
+		a.observe(true)
+		return v.(*Identity), true, nil
+	}
+	a.observe(false)
+	// Concurrent requests for the same new token verify it once. The work is detached from
+	// the first caller's cancellation so that its peers are not failed by it.
+	v, err, _ := a.flight.Do(key, func() (any, error) {
+		id, err := a.verifyUncached(context.WithoutCancel(ctx), raw)
+		if err != nil {
+			return nil, err
+		}
+		a.remember(key, id)
+		return id, nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return v.(*Identity), false, nil
+}
+
+func (a *Authenticator) verifyUncached(ctx context.Context, raw string) (*Identity, error) {
+	tok, err := ParseUnverified(raw)
+	if err != nil {
+		return nil, Record(ctx, "parse", "", err)
+	}
+	Record(ctx, "parse", fmt.Sprintf("alg %s, kid %q, iss %q", tok.Algorithm, tok.KeyID, tok.Issuer), nil)
+	v, ok := a.issuers[tok.Issuer]
+	if !ok {
+		return nil, Record(ctx, "issuer", "", Deny(ReasonUnknownIssuer, "issuer %q is not configured", tok.Issuer))
+	}
+	Record(ctx, "issuer", tok.Issuer+" is configured", nil)
+	id, err := v.Verify(ctx, tok)
+	if err != nil {
+		return nil, AsDenial(err)
+	}
+	return id, nil
+}
+
+// remember caches id until min(TTL, exp), unless the cache is full.
+func (a *Authenticator) remember(key string, id *Identity) {
+	ttl := min(a.opts.CacheTTL, id.Expiry.Sub(a.opts.Now()))
+	if ttl <= 0 {
+		return
+	}
+	if a.opts.CacheMaxEntries > 0 && a.cache.ItemCount() >= a.opts.CacheMaxEntries {
+		return
+	}
+	a.cache.Set(key, id, ttl)
+}
+
+func (a *Authenticator) cacheKey(raw string) string {
+	m := hmac.New(sha256.New, a.hashKey)
+	m.Write([]byte(raw))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (a *Authenticator) observe(hit bool) {
+	if a.opts.Observer != nil {
+		a.opts.Observer.CacheLookup(hit)
+	}
+}

@@ -1,0 +1,216 @@
+package issuer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+)
+
+// SigningAlgorithms are the JWS algorithms a token may be signed with: the asymmetric ones
+// kube-apiserver accepts. "none" and the HMAC family are never accepted.
+var SigningAlgorithms = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512,
+	jose.ES256, jose.ES384, jose.ES512,
+	jose.PS256, jose.PS384, jose.PS512,
+}
+
+const maxJWKSBytes = 1 << 20
+
+// keySet holds an issuer's public keys. A token signed by a key it does not know makes it
+// refetch the JWKS, but never more often than once per minInterval, whatever the rate of
+// such tokens: a flood of forged key IDs costs the issuer at most one fetch per interval.
+type keySet struct {
+	url         string
+	client      *http.Client
+	minInterval time.Duration
+	now         func() time.Time
+	onFetch     func(keys int, err error)
+
+	keys   atomic.Pointer[[]jose.JSONWebKey]
+	flight singleflight.Group
+
+	mu        sync.Mutex
+	lastFetch time.Time
+	deferred  bool // a fetch is scheduled for the end of the current interval
+}
+
+// verifyState carries the key set's precise verdict past go-oidc, which flattens the
+// errors of a KeySet into text.
+type verifyState struct{ denial *authn.Denial }
+
+type verifyStateKey struct{}
+
+func (k *keySet) fail(ctx context.Context, d *authn.Denial) error {
+	if s, ok := ctx.Value(verifyStateKey{}).(*verifyState); ok {
+		s.denial = d
+	}
+	return d
+}
+
+// VerifySignature implements oidc.KeySet.
+func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	jws, err := jose.ParseSigned(raw, SigningAlgorithms)
+	if err != nil {
+		return nil, k.fail(ctx, authn.Deny(authn.ReasonMalformed, "parse signature: %w", err))
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, k.fail(ctx, authn.Deny(authn.ReasonMalformed, "want exactly one signature, got %d", len(jws.Signatures)))
+	}
+	kid := jws.Signatures[0].Header.KeyID
+	payload, known := verifyWith(jws, kid, k.current())
+	if payload != nil {
+		return payload, nil
+	}
+	if known {
+		return nil, k.fail(ctx, authn.Deny(authn.ReasonBadSignature, "signature does not verify with key %q", kid))
+	}
+	fetched, err := k.refresh(ctx)
+	if err != nil {
+		return nil, k.fail(ctx, authn.Undecided(authn.ReasonKeysUnavailable, err))
+	}
+	payload, known = verifyWith(jws, kid, k.current())
+	switch {
+	case payload != nil:
+		return payload, nil
+	case known || (kid == "" && fetched):
+		return nil, k.fail(ctx, authn.Deny(authn.ReasonBadSignature, "signature does not verify with any key of the issuer"))
+	case fetched:
+		return nil, k.fail(ctx, authn.Deny(authn.ReasonUnknownKey, "the issuer publishes no key %q", kid))
+	default:
+		return nil, k.fail(ctx, authn.Undecided(authn.ReasonUnknownKey,
+			fmt.Errorf("key %q is not known yet; the key set is refreshed at most every %s", kid, k.minInterval)))
+	}
+}
+
+// verifyWith tries the keys that match kid (all keys when the token names none). known
+// reports whether a key with that ID exists.
+func verifyWith(jws *jose.JSONWebSignature, kid string, keys []jose.JSONWebKey) (payload []byte, known bool) {
+	for i := range keys {
+		if kid != "" && keys[i].KeyID != kid {
+			continue
+		}
+		known = kid != ""
+		if p, err := jws.Verify(&keys[i]); err == nil {
+			return p, true
+		}
+	}
+	return nil, known
+}
+
+func (k *keySet) current() []jose.JSONWebKey {
+	if p := k.keys.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// refresh fetches the key set now if the last fetch is older than minInterval, and reports
+// whether it did. Otherwise it schedules one fetch for the end of the interval, so that a
+// key the issuer has just added is still picked up in time.
+func (k *keySet) refresh(ctx context.Context) (bool, error) {
+	k.mu.Lock()
+	wait := k.lastFetch.Add(k.minInterval).Sub(k.now())
+	if wait > 0 {
+		if !k.deferred {
+			k.deferred = true
+			time.AfterFunc(wait, func() {
+				_, _ = k.fetch(context.Background())
+				k.mu.Lock()
+				k.deferred = false
+				k.mu.Unlock()
+			})
+		}
+		k.mu.Unlock()
+		return false, nil
+	}
+	k.lastFetch = k.now()
+	k.mu.Unlock()
+	if _, err := k.fetch(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// fetch downloads the key set; concurrent callers share one request.
+func (k *keySet) fetch(ctx context.Context) (int, error) {
+	v, err, _ := k.flight.Do("", func() (any, error) {
+		keys, err := k.download(context.WithoutCancel(ctx))
+		if k.onFetch != nil {
+			k.onFetch(len(keys), err)
+		}
+		if err != nil {
+			return 0, err
+		}
+		k.keys.Store(&keys)
+		return len(keys), nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return v.(int), nil
+}
+
+func (k *keySet) download(ctx context.Context) ([]jose.JSONWebKey, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch keys from %s: %w", k.url, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := k.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch keys: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("fetch keys from %s: %w", k.url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch keys from %s: HTTP %s", k.url, resp.Status)
+	}
+	if len(body) > maxJWKSBytes {
+		return nil, fmt.Errorf("fetch keys from %s: the key set is larger than %d bytes", k.url, maxJWKSBytes)
+	}
+	return parseKeySet(body)
+}
+
+// parseKeySet decodes a JWKS, keeping the public signing keys and skipping any entry it
+// cannot use (encryption keys, unknown key types) rather than failing the whole set.
+func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("the key set is not JSON: %w", err)
+	}
+	keys := make([]jose.JSONWebKey, 0, len(set.Keys))
+	for _, raw := range set.Keys {
+		var key jose.JSONWebKey
+		if err := key.UnmarshalJSON(raw); err != nil || key.Use == "enc" || !key.IsPublic() || !key.Valid() {
+			continue
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("the key set has no usable signing key")
+	}
+	return keys, nil
+}
+
+// prime fetches the key set unconditionally, for the first load and its retries.
+func (k *keySet) prime(ctx context.Context) (int, error) {
+	k.mu.Lock()
+	k.lastFetch = k.now()
+	k.mu.Unlock()
+	return k.fetch(ctx)
+}
