@@ -1,0 +1,115 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	authenticationv1 "k8s.io/api/authentication/v1"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+)
+
+// MaxRequestBytes bounds a TokenReview request body.
+const MaxRequestBytes = 1 << 20
+
+// Results of a TokenReview, as metric labels.
+const (
+	resultAllowed    = "allowed"
+	resultDenied     = "denied"
+	resultUndecided  = "undecided"
+	resultBadRequest = "bad_request"
+)
+
+type errorBody struct {
+	Message string `json:"message"`
+}
+
+// authenticate answers POST /authenticate.
+//
+// A token that is not accepted gets 200 with authenticated=false and an empty status.error:
+// a clean deny, which kube-apiserver caches. A token that cannot be judged now gets a short
+// status.error, so kube-apiserver neither caches the answer nor shows our details to the caller.
+func (s *Server) authenticate(c echo.Context) error {
+	start := time.Now()
+	req := c.Request()
+	if s.requireClientCert && (req.TLS == nil || len(req.TLS.VerifiedChains) == 0) {
+		s.observe(start, resultBadRequest, "no_client_certificate")
+		return c.JSON(http.StatusUnauthorized, errorBody{"a client certificate signed by the configured clientCAFile is required"})
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, MaxRequestBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.observe(start, resultBadRequest, "body_too_large")
+			return c.JSON(http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("the request body is larger than %d bytes", MaxRequestBytes)})
+		}
+		s.observe(start, resultBadRequest, "unreadable_body")
+		return c.JSON(http.StatusBadRequest, errorBody{"could not read the request body: " + err.Error()})
+	}
+	review, err := decodeReview(body)
+	if err != nil {
+		s.observe(start, resultBadRequest, "malformed_request")
+		s.log.Warn("malformed TokenReview", "remote", req.RemoteAddr, "err", err)
+		return c.JSON(http.StatusBadRequest, errorBody{err.Error()})
+	}
+
+	res, err := s.auth.Authenticate(req.Context(), review.Spec.Token)
+	var status authenticationv1.TokenReviewStatus
+	result, reason := resultAllowed, ""
+	if err != nil {
+		d := authn.AsDenial(err)
+		result, reason = resultDenied, string(d.Reason)
+		if d.Retryable {
+			result = resultUndecided
+			status.Error = fmt.Sprintf("oidc-authenticator cannot verify the token right now (%s); try again", d.Reason)
+		}
+		s.logDecision(req.Context(), res, result, reason, err)
+	} else {
+		status.Authenticated = true
+		status.User = authenticationv1.UserInfo{Username: res.User.Name, UID: res.User.UID, Groups: res.User.Groups}
+		if len(res.User.Extra) > 0 {
+			status.User.Extra = make(map[string]authenticationv1.ExtraValue, len(res.User.Extra))
+			for k, v := range res.User.Extra {
+				status.User.Extra[k] = authenticationv1.ExtraValue(v)
+			}
+		}
+		s.logDecision(req.Context(), res, result, "", nil)
+	}
+	s.observe(start, result, reason)
+	return c.JSON(http.StatusOK, reviewResponse(review.APIVersion, status))
+}
+
+func (s *Server) logDecision(ctx context.Context, res authn.Result, result, reason string, err error) {
+	level := slog.LevelInfo
+	if result == resultUndecided {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{slog.String("result", result)}
+	if reason != "" {
+		attrs = append(attrs, slog.String("reason", reason))
+	}
+	if id := res.Identity; id != nil {
+		attrs = append(attrs, slog.String("issuer", id.Issuer), slog.String("subject", id.Subject))
+	}
+	if result == resultAllowed {
+		attrs = append(attrs, slog.String("username", res.User.Name), slog.Any("groups", res.User.Groups), slog.Bool("cached", res.Cached))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("err", err.Error()))
+	}
+	s.log.LogAttrs(ctx, level, "TokenReview", attrs...)
+}
+
+func (s *Server) observe(start time.Time, result, reason string) {
+	if s.metrics == nil {
+		return
+	}
+	s.metrics.Requests.WithLabelValues(result, reason).Inc()
+	s.metrics.Duration.WithLabelValues(result).Observe(time.Since(start).Seconds())
+}

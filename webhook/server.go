@@ -1,0 +1,128 @@
+// Package webhook serves kube-apiserver's TokenReview webhook over HTTPS: POST /authenticate,
+// and /healthz, /readyz and /metrics for the people and probes that watch it.
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/metrics"
+)
+
+// ShutdownTimeout bounds how long in-flight requests may take to finish after SIGTERM.
+const ShutdownTimeout = 25 * time.Second
+
+// Authenticator is what the server asks about each token.
+type Authenticator interface {
+	Authenticate(ctx context.Context, raw string) (authn.Result, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Authenticator Authenticator
+	Metrics       *metrics.Metrics
+	Logger        *slog.Logger
+	// Readiness lists the checks /readyz reports.
+	Readiness func() []CheckResult
+	// TLS serves the listener; it must be set.
+	TLS *tls.Config
+	// RequireClientCert refuses /authenticate to callers without a verified client cert.
+	// TLS.ClientCAs must then be set.
+	RequireClientCert bool
+}
+
+// Server is the HTTPS webhook.
+type Server struct {
+	echo              *echo.Echo
+	auth              Authenticator
+	metrics           *metrics.Metrics
+	log               *slog.Logger
+	readiness         func() []CheckResult
+	tls               *tls.Config
+	requireClientCert bool
+}
+
+// New builds the server and its routes.
+func New(opts Options) (*Server, error) {
+	if opts.Authenticator == nil || opts.TLS == nil {
+		return nil, errors.New("webhook: an authenticator and a TLS configuration are required")
+	}
+	if opts.RequireClientCert && opts.TLS.ClientCAs == nil {
+		return nil, errors.New("webhook: requiring client certificates needs a client CA")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		echo: echo.New(), auth: opts.Authenticator, metrics: opts.Metrics, log: opts.Logger,
+		readiness: opts.Readiness, tls: opts.TLS.Clone(), requireClientCert: opts.RequireClientCert,
+	}
+	if s.requireClientCert {
+		// Probes and scrapers come without a client certificate; /authenticate checks for one.
+		s.tls.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	s.tls.MinVersion = max(s.tls.MinVersion, tls.VersionTLS12)
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("handler panic", "path", c.Path(), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.POST("/authenticate", s.authenticate)
+	e.GET("/healthz", s.healthz)
+	e.GET("/livez", s.healthz)
+	e.GET("/readyz", s.readyz)
+	if s.metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	}
+	return s, nil
+}
+
+// Handler exposes the routes, for tests that bring their own listener.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Serve answers on ln with TLS until ctx ends, then stops accepting, lets in-flight
+// requests finish (up to ShutdownTimeout) and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.echo,
+		TLSConfig:         s.tls,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      45 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	s.log.Info("serving TokenReviews", "address", ln.Addr().String(), "clientCertRequired", s.requireClientCert)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: finishing in-flight requests", "timeout", ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,251 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/metrics"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/pki"
+)
+
+// fakeAuth accepts "good", denies "bad" cleanly, and cannot decide "later".
+type fakeAuth struct{}
+
+func (fakeAuth) Authenticate(_ context.Context, raw string) (authn.Result, error) {
+	switch raw {
+	case "good":
+		return authn.Result{User: authn.User{Name: "alice", UID: "u1", Groups: []string{"g"}, Extra: map[string][]string{"k.io/x": {"v"}}}}, nil
+	case "later":
+		return authn.Result{}, authn.Undecided(authn.ReasonIssuerNotReady, io.EOF)
+	case "panic":
+		panic("boom")
+	default:
+		return authn.Result{}, authn.Deny(authn.ReasonBadSignature, "nope")
+	}
+}
+
+type fixture struct {
+	url    string
+	client *http.Client // presents the kube-apiserver client certificate
+	anon   *http.Client // trusts the server, presents no certificate
+	logs   *bytes.Buffer
+}
+
+func serve(t *testing.T, requireClientCert bool) *fixture {
+	t.Helper()
+	files := pki.Files{Dir: t.TempDir()}
+	if _, err := pki.Ensure(files, pki.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	reloader, err := pki.NewCertReloader(files.ServerCert(), files.ServerKey(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pki.LoadCertPool(files.CACert())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg := &tls.Config{GetCertificate: reloader.GetCertificate}
+	if requireClientCert {
+		tlsCfg.ClientCAs = pool
+	}
+	logs := &bytes.Buffer{}
+	srv, err := webhook.New(webhook.Options{
+		Authenticator: fakeAuth{}, Metrics: metrics.New(), TLS: tlsCfg, RequireClientCert: requireClientCert,
+		Logger: slogTo(logs),
+		Readiness: func() []webhook.CheckResult {
+			return []webhook.CheckResult{{Name: "issuer https://a", OK: true, Detail: "discovered"}, {Name: "issuer https://b", OK: false, Detail: "down", Informational: true}}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	clientCert, err := tls.LoadX509KeyPair(files.ClientCert(), files.ClientKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	ca, _ := os.ReadFile(files.CACert())
+	roots.AppendCertsFromPEM(ca)
+	mk := func(certs []tls.Certificate) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}}}
+	}
+	return &fixture{url: "https://" + ln.Addr().String(), client: mk([]tls.Certificate{clientCert}), anon: mk(nil), logs: logs}
+}
+
+func (f *fixture) post(t *testing.T, c *http.Client, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := c.Post(f.url+"/authenticate", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("response %d is not JSON: %q", resp.StatusCode, b)
+	}
+	return resp.StatusCode, out
+}
+
+func review(version, token string) string {
+	return `{"apiVersion":"authentication.k8s.io/` + version + `","kind":"TokenReview","spec":{"token":"` + token + `","audiences":["https://kubernetes.default.svc"]}}`
+}
+
+func TestTokenReviewAnswers(t *testing.T) {
+	f := serve(t, true)
+	tests := []struct {
+		name, version, token string
+		authenticated        bool
+		wantError            bool
+	}{
+		{"v1 accepted", "v1", "good", true, false},
+		{"v1beta1 accepted", "v1beta1", "good", true, false},
+		{"v1 clean deny: empty status.error so the apiserver caches it", "v1", "bad", false, false},
+		{"v1beta1 clean deny", "v1beta1", "bad", false, false},
+		{"undecided: status.error set so the apiserver does not cache it", "v1", "later", false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := f.post(t, f.client, review(tc.version, tc.token))
+			if code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+			if out["apiVersion"] != "authentication.k8s.io/"+tc.version || out["kind"] != "TokenReview" {
+				t.Fatalf("answered in %v %v", out["apiVersion"], out["kind"])
+			}
+			if _, echoed := out["spec"].(map[string]any)["token"]; echoed {
+				t.Fatal("the token must never be echoed back")
+			}
+			st := out["status"].(map[string]any)
+			if got, _ := st["authenticated"].(bool); got != tc.authenticated {
+				t.Fatalf("authenticated %v", st["authenticated"])
+			}
+			if errMsg, _ := st["error"].(string); (errMsg != "") != tc.wantError {
+				t.Fatalf("status.error %q", errMsg)
+			}
+			if tc.authenticated {
+				u := st["user"].(map[string]any)
+				if u["username"] != "alice" || u["uid"] != "u1" || u["groups"].([]any)[0] != "g" || u["extra"].(map[string]any)["k.io/x"].([]any)[0] != "v" {
+					t.Fatalf("user %v", u)
+				}
+			}
+		})
+	}
+	if strings.Contains(f.logs.String(), "good") {
+		t.Fatal("a token reached the log")
+	}
+}
+
+func TestMalformedRequests(t *testing.T) {
+	f := serve(t, true)
+	tests := []struct {
+		name, body string
+		wantCode   int
+		wantMsg    string
+	}{
+		{"not JSON", "{", 400, "not valid JSON"},
+		{"wrong type", `{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":5}}`, 400, "not a TokenReview"},
+		{"wrong apiVersion", `{"apiVersion":"v1","kind":"TokenReview","spec":{"token":"x"}}`, 400, "apiVersion"},
+		{"wrong kind", `{"apiVersion":"authentication.k8s.io/v1","kind":"Pod","spec":{"token":"x"}}`, 400, "kind"},
+		{"empty token", review("v1", ""), 400, "spec.token is empty"},
+		{"body over 1 MiB", review("v1", strings.Repeat("a", webhook.MaxRequestBytes)), 413, "larger than"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := f.post(t, f.client, tc.body)
+			if code != tc.wantCode || !strings.Contains(out["message"].(string), tc.wantMsg) {
+				t.Fatalf("got %d %v; want %d with %q", code, out, tc.wantCode, tc.wantMsg)
+			}
+		})
+	}
+	resp, err := f.client.Get(f.url + "/authenticate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /authenticate: %d, want 405", resp.StatusCode)
+	}
+	// A panic in a handler is a 500 (which the apiserver retries), never a crash.
+	code, _ := f.post(t, f.client, review("v1", "panic"))
+	if code != http.StatusInternalServerError {
+		t.Fatalf("panic: %d", code)
+	}
+	if code, _ := f.post(t, f.client, review("v1", "good")); code != 200 {
+		t.Fatal("the server must keep serving after a panic")
+	}
+}
+
+func TestClientCertificateRequired(t *testing.T) {
+	f := serve(t, true)
+	code, out := f.post(t, f.anon, review("v1", "good"))
+	if code != http.StatusUnauthorized || !strings.Contains(out["message"].(string), "client certificate") {
+		t.Fatalf("without a client cert: %d %v", code, out)
+	}
+	// Probes come without client certificates and must still work.
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := f.anon.Get(f.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	// Without clientCAFile, anyone who reaches the port may ask.
+	open := serve(t, false)
+	if code, _ := open.post(t, open.anon, review("v1", "good")); code != 200 {
+		t.Fatalf("no client CA configured: %d", code)
+	}
+}
+
+func TestReadyzVerboseAndMetrics(t *testing.T) {
+	f := serve(t, false)
+	f.post(t, f.client, review("v1", "bad"))
+	resp, err := f.client.Get(f.url + "/readyz?verbose")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := "[+]issuer https://a ok: discovered\n[-]issuer https://b failed: down\nreadyz check passed\n"
+	if resp.StatusCode != 200 || string(b) != want {
+		t.Fatalf("readyz %d:\n%s\nwant:\n%s", resp.StatusCode, b, want)
+	}
+	resp, err = f.client.Get(f.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `oidc_authenticator_tokenreview_requests_total{reason="bad_signature",result="denied"} 1`) {
+		t.Fatalf("metrics lack the denial:\n%s", b)
+	}
+}

@@ -1,0 +1,162 @@
+// Package service assembles the webhook from a validated configuration: the issuers, the
+// authenticator with its cache, the identity mapping, the metrics and the HTTPS server.
+package service
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/metrics"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/pki"
+)
+
+// Options carry what the command line adds to the configuration file.
+type Options struct {
+	Logger *slog.Logger
+	// Issuer tunes every issuer (tests shorten intervals); Logger and Observer are set here.
+	Issuer issuer.Options
+}
+
+// Service is a configured, not yet running webhook.
+type Service struct {
+	cfg     *config.Configuration
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	issuers []*issuer.Issuer
+	auth    *authn.Authenticator
+}
+
+// New builds the service; it fetches nothing and listens on nothing yet.
+func New(cfg *config.Configuration, opts Options) (*Service, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{cfg: cfg, log: opts.Logger, metrics: metrics.New()}
+	io := opts.Issuer
+	io.Logger, io.Observer = opts.Logger, s.metrics
+	verifiers := make(map[string]authn.Verifier, len(cfg.JWT))
+	for _, j := range cfg.JWT {
+		is, err := issuer.New(j, io)
+		if err != nil {
+			return nil, err
+		}
+		s.issuers = append(s.issuers, is)
+		verifiers[is.URL()] = is
+	}
+	auth, err := authn.New(verifiers, nil, authn.Options{
+		CacheTTL:        cfg.Cache.TTL.Duration,
+		CacheMaxEntries: *cfg.Cache.MaxEntries,
+		Observer:        s.metrics,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.auth = auth
+	return s, nil
+}
+
+// Authenticator is the service's token authenticator.
+func (s *Service) Authenticator() *authn.Authenticator { return s.auth }
+
+// Issuers are the configured issuers.
+func (s *Service) Issuers() []*issuer.Issuer { return s.issuers }
+
+// StartIssuers discovers every issuer in the background; each retries until ctx ends.
+// The returned function waits for those goroutines.
+func (s *Service) StartIssuers(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	for _, is := range s.issuers {
+		wg.Go(func() { is.Run(ctx) })
+	}
+	return wg.Wait
+}
+
+// Run serves TokenReviews until ctx ends, then drains in-flight requests and returns.
+func (s *Service) Run(ctx context.Context) error {
+	tlsConfig, err := s.tlsConfig()
+	if err != nil {
+		return err
+	}
+	srv, err := webhook.New(webhook.Options{
+		Authenticator:     s.auth,
+		Metrics:           s.metrics,
+		Logger:            s.log,
+		Readiness:         s.readiness,
+		TLS:               tlsConfig,
+		RequireClientCert: s.cfg.Server.ClientCAFile != "",
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.cfg.Server.Address)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Server.Address, err)
+	}
+	ictx, stopIssuers := context.WithCancel(ctx)
+	waitIssuers := s.StartIssuers(ictx)
+	err = srv.Serve(ctx, ln)
+	stopIssuers()
+	waitIssuers()
+	return err
+}
+
+func (s *Service) tlsConfig() (*tls.Config, error) {
+	srv := s.cfg.Server
+	if s.cfg.GeneratesServingCert() {
+		host, _, _ := net.SplitHostPort(srv.Address)
+		res, err := pki.Ensure(pki.Files{Dir: srv.StateDir}, pki.Options{Hostnames: nonEmpty(host)})
+		if err != nil {
+			return nil, fmt.Errorf("prepare the serving certificate in %s: %w", srv.StateDir, err)
+		}
+		if len(res.Created) > 0 {
+			s.log.Info("generated certificates; run `oidc-authenticator init` to get the kube-apiserver kubeconfig", "created", res.Created)
+		}
+	}
+	reloader, err := pki.NewCertReloader(srv.CertFile, srv.KeyFile, func(err error) {
+		s.log.Error("reloading the serving certificate failed; still serving the previous one", "err", err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: reloader.GetCertificate}
+	if srv.ClientCAFile != "" {
+		pool, err := pki.LoadCertPool(srv.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ClientCAs = pool
+	}
+	return cfg, nil
+}
+
+func nonEmpty(s string) []string {
+	if s == "" || s == "0.0.0.0" || s == "::" {
+		return nil
+	}
+	return []string{s}
+}
+
+// readiness reports the configuration and each issuer: the server is ready when at least
+// one issuer can verify tokens.
+func (s *Service) readiness() []webhook.CheckResult {
+	results := []webhook.CheckResult{{Name: "config", OK: true, Detail: fmt.Sprintf("%d issuers configured", len(s.issuers))}}
+	anyReady := false
+	for _, is := range s.issuers {
+		st := is.Status()
+		anyReady = anyReady || st.Ready
+		results = append(results, webhook.CheckResult{Name: "issuer " + st.URL, OK: st.Ready, Detail: st.Message, Informational: true})
+	}
+	detail := "at least one issuer can verify tokens"
+	if !anyReady {
+		detail = "no issuer can verify tokens yet"
+	}
+	return append(results, webhook.CheckResult{Name: "issuers", OK: anyReady, Detail: detail})
+}
