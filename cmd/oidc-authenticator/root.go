@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+)
+
+// logFlags are the logging flags shared by the commands that log.
+type logFlags struct {
+	format    string
+	verbosity int
+}
+
+func (l *logFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&l.format, "log-format", "text", "log format: text or json")
+	cmd.Flags().IntVarP(&l.verbosity, "verbosity", "v", 0, "log verbosity: 0 logs decisions and warnings, 1 or more adds debug detail")
+}
+
+func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if l.verbosity > 0 {
+		opts.Level = slog.LevelDebug
+	}
+	switch l.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "oidc-authenticator",
+		Short:         "Log into Kubernetes with OpenID Connect id_tokens through a TokenReview webhook",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServerCommand(), newInitCommand(), newVerifyCommand(), newVersionCommand())
+	return root
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "oidc-authenticator", version)
+			return err
+		},
+	}
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/service"
+)
+
+func newServerCommand() *cobra.Command {
+	var (
+		configFile string
+		address    string
+		logs       logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "server --config FILE",
+		Short: "Serve kube-apiserver's TokenReview webhook over HTTPS",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logs.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			cfg, err := config.Load(configFile)
+			if err != nil {
+				return err
+			}
+			if address != "" {
+				cfg.Server.Address = address
+				if errs := cfg.Validate(); len(errs) > 0 {
+					return errs.ToAggregate()
+				}
+			}
+			svc, err := service.New(cfg, service.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			if err := svc.Run(cmd.Context()); err != nil {
+				return err
+			}
+			log.Info("stopped")
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (AuthenticatorConfiguration YAML)")
+	cmd.Flags().StringVar(&address, "address", "", "host:port to listen on (overrides server.address)")
+	logs.register(cmd)
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/service"
+)
+
+func newVerifyCommand() *cobra.Command {
+	var (
+		configFile string
+		timeout    time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "verify --config FILE [TOKEN|-]",
+		Short: "Explain why a token is accepted or denied (reads the token from stdin when it is - or absent)",
+		Long: `verify runs one token through the same checks as the server and prints each check, the
+resulting Kubernetes user, or the precise reason for the denial. The token itself is never
+printed. Exit status: 0 accepted, 1 denied or undecided.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			raw, err := readToken(cmd.InOrStdin(), args)
+			if err != nil {
+				return err
+			}
+			cfg, err := config.Load(configFile)
+			if err != nil {
+				return err
+			}
+			svc, err := service.New(cfg, service.Options{})
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			wait := svc.StartIssuers(ctx)
+			defer wait()
+			defer cancel()
+			return explain(ctx, cmd.OutOrStdout(), svc, raw)
+		},
+	}
+	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (AuthenticatorConfiguration YAML)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 20*time.Second, "how long to wait for the issuer's discovery")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+func readToken(stdin io.Reader, args []string) (string, error) {
+	if len(args) == 1 && args[0] != "-" {
+		return strings.TrimSpace(args[0]), nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, authn.MaxTokenBytes+2)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read the token from stdin: %w", err)
+	}
+	tok := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "Bearer "))
+	if tok == "" {
+		return "", errors.New("no token given: pass it as an argument or on stdin")
+	}
+	return tok, nil
+}
+
+// explain waits for the token's issuer, authenticates the token with a trace and prints it.
+func explain(ctx context.Context, out io.Writer, svc *service.Service, raw string) error {
+	if tok, err := authn.ParseUnverified(raw); err == nil {
+		for _, is := range svc.Issuers() {
+			if is.URL() == tok.Issuer {
+				if err := is.WaitReady(ctx); err != nil {
+					fmt.Fprintln(out, "warning:", err)
+				}
+			}
+		}
+	}
+	var trace authn.Trace
+	res, err := svc.Authenticator().Authenticate(authn.WithTrace(ctx, &trace), raw)
+	if res.Identity != nil {
+		fmt.Fprintf(out, "issuer:  %s\nsubject: %s\n", res.Identity.Issuer, res.Identity.Subject)
+	}
+	fmt.Fprintln(out, "checks:")
+	for _, c := range trace.Checks {
+		if c.Err != nil {
+			fmt.Fprintf(out, "  [-] %s: %v\n", c.Name, c.Err)
+			continue
+		}
+		fmt.Fprintf(out, "  [+] %s: %s\n", c.Name, c.Detail)
+	}
+	if err != nil {
+		d := authn.AsDenial(err)
+		verdict := "DENIED"
+		if d.Retryable {
+			verdict = "UNDECIDED (kube-apiserver would retry, not cache)"
+		}
+		fmt.Fprintf(out, "result: %s\n  reason: %s\n  detail: %v\n", verdict, d.Reason, d.Err)
+		return fmt.Errorf("token not accepted: %s", d.Reason)
+	}
+	u := res.User
+	fmt.Fprintf(out, "result: AUTHENTICATED\n  username: %s\n  uid:      %s\n  groups:   %s\n", u.Name, u.UID, strings.Join(u.Groups, ", "))
+	keys := make([]string, 0, len(u.Extra))
+	for k := range u.Extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(out, "  extra:    %s=%s\n", k, strings.Join(u.Extra[k], ","))
+	}
+	return nil
+}
