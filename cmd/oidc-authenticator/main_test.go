@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/oidc-authenticator/oidc-authenticator/test/dex"
+)
+
+func run(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := newRootCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestInitWritesKubeconfigAndKeepsKeys(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	out, err := run(t, "", "init", "--state-dir", dir, "--hostname", "127.0.0.1", "--address", "127.0.0.1:31000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(dir, "apiserver-webhook-kubeconfig.yaml")
+	for _, want := range []string{"--authentication-token-webhook-config-file=" + kubeconfig, "--authentication-token-webhook-version=v1", "clientCAFile: " + filepath.Join(dir, "ca.crt")} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("init output lacks %q:\n%s", want, out)
+		}
+	}
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cfg.Clusters {
+		if c.Server != "https://127.0.0.1:31000/authenticate" || len(c.CertificateAuthorityData) == 0 {
+			t.Fatalf("cluster %+v", c)
+		}
+	}
+	for _, name := range []string{"ca.key", "server.key", "apiserver-client.key", "apiserver-webhook-kubeconfig.yaml"} {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v mode %v; want 0600", name, err, st.Mode().Perm())
+		}
+	}
+	key, _ := os.ReadFile(filepath.Join(dir, "server.key"))
+	out, err = run(t, "", "init", "--state-dir", dir, "--hostname", "127.0.0.1", "--address", "127.0.0.1:31000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := os.ReadFile(filepath.Join(dir, "server.key"))
+	if !bytes.Equal(key, again) || !strings.Contains(out, "kept") {
+		t.Fatalf("a second init must keep existing keys:\n%s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := run(t, "", "version")
+	if err != nil || !strings.HasPrefix(out, "oidc-authenticator ") {
+		t.Fatalf("%q %v", out, err)
+	}
+}
+
+func TestServerRefusesBadConfiguration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(path, []byte("apiVersion: oidc-authenticator.io/v1alpha1\nkind: AuthenticatorConfiguration\njwt:\n- issuer: {url: http://x, audiences: [k]}\n  claimMappings: {username: {claim: sub}}\n"), 0o600)
+	_, err := run(t, "", "server", "--config", path)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{"jwt[0].issuer.url", "jwt[0].claimMappings.username.prefix"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %q does not name %s", err, want)
+		}
+	}
+}
+
+// verify explains an accepted token and a denied one without printing either.
+func TestVerifyExplains(t *testing.T) {
+	d := dex.StartForTest(t, dex.Options{})
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	cfg := "apiVersion: oidc-authenticator.io/v1alpha1\nkind: AuthenticatorConfiguration\njwt:\n- issuer:\n    url: " + d.IssuerURL +
+		"\n    audiences: [kubernetes]\n    certificateAuthority: |\n" + indentPEM(string(d.CAPEM)) +
+		"  claimMappings:\n    username: {claim: email, prefix: \"\"}\n    groups: {claim: groups, prefix: \"oidc:\"}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	alice, err := d.PasswordGrant(ctx, "alice@example.com", "alice-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, alice.IDToken+"\n", "verify", "--config", path)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"[+] signature", "[+] audience", "result: AUTHENTICATED", "username: alice@example.com", "oidc:developers"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+	bob, err := d.PasswordGrant(ctx, "bob@example.com", "bob-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, "", "verify", "--config", path, bob.IDToken)
+	if err == nil || !strings.Contains(out, "[-] username: email_not_verified") || !strings.Contains(out, "result: DENIED") {
+		t.Fatalf("bob: %v\n%s", err, out)
+	}
+	if strings.Contains(out, bob.IDToken) || strings.Contains(out, alice.IDToken) {
+		t.Fatal("verify printed a token")
+	}
+}
+
+func indentPEM(pem string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(pem, "\n"), "\n") {
+		b.WriteString("      " + l + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,227 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oidc-authenticator/oidc-authenticator/test/dex"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/pki"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/service"
+)
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type running struct {
+	url    string
+	client *http.Client
+	logs   *syncBuffer
+}
+
+// runService starts the whole webhook against d, configured as a newcomer would: generated
+// certificates, mTLS from the apiserver, username from email, groups prefixed "oidc:".
+func runService(t *testing.T, d *dex.Server) *running {
+	t.Helper()
+	state := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfgYAML := `apiVersion: oidc-authenticator.io/v1alpha1
+kind: AuthenticatorConfiguration
+server:
+  address: ` + addr + `
+  stateDir: ` + state + `
+  clientCAFile: ` + filepath.Join(state, "ca.crt") + `
+jwt:
+- issuer:
+    url: ` + d.IssuerURL + `
+    audiences: [` + d.ClientID + `]
+    certificateAuthority: |
+` + indent(string(d.CAPEM), "      ") + `
+  claimMappings:
+    username: {claim: email, prefix: ""}
+    groups: {claim: groups, prefix: "oidc:"}
+    uid: {claim: sub}
+`
+	files := pki.Files{Dir: state}
+	if _, err := pki.Ensure(files, pki.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(cfgYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	svc, err := service.New(cfg, service.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("service stopped with %v", err)
+		}
+		if t.Failed() {
+			t.Logf("webhook log:\n%s", logs.String())
+		}
+	})
+	cert, err := tls.LoadX509KeyPair(files.ClientCert(), files.ClientKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pki.LoadCertPool(files.CACert())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &running{url: "https://" + addr, logs: logs, client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
+	}}}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := r.client.Get(r.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the webhook never became ready (last error %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = prefix + lines[i]
+	}
+	return strings.Join(lines, "\n")
+}
+
+type reviewStatus struct {
+	Authenticated bool   `json:"authenticated"`
+	Error         string `json:"error"`
+	User          struct {
+		Username string   `json:"username"`
+		UID      string   `json:"uid"`
+		Groups   []string `json:"groups"`
+	} `json:"user"`
+}
+
+func (r *running) review(t *testing.T, version, token string) reviewStatus {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{
+		"apiVersion": "authentication.k8s.io/" + version, "kind": "TokenReview",
+		"spec": map[string]any{"token": token, "audiences": []string{"https://kubernetes.default.svc.cluster.local"}},
+	})
+	resp, err := r.client.Post(r.url+"/authenticate", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	var out struct {
+		APIVersion string       `json:"apiVersion"`
+		Status     reviewStatus `json:"status"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.APIVersion != "authentication.k8s.io/"+version {
+		t.Fatalf("answered in %s", out.APIVersion)
+	}
+	return out.Status
+}
+
+// The seeds' flow against a real Dex: an id_token from the resource-owner password grant
+// is accepted with the user and groups the claim mappings promise, in v1 and v1beta1.
+func TestDexPasswordGrantTokens(t *testing.T) {
+	d := dex.StartForTest(t, dex.Options{})
+	r := runService(t, d)
+	ctx := context.Background()
+	alice, err := d.PasswordGrant(ctx, "alice@example.com", "alice-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"v1", "v1beta1"} {
+		st := r.review(t, v, alice.IDToken)
+		if !st.Authenticated || st.User.Username != "alice@example.com" ||
+			!slices.Equal(st.User.Groups, []string{"oidc:developers", "oidc:admins"}) || st.User.UID == "" {
+			t.Fatalf("%s: alice got %+v", v, st)
+		}
+	}
+	bob, err := d.PasswordGrant(ctx, "bob@example.com", "bob-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := r.review(t, "v1", bob.IDToken); st.Authenticated || st.Error != "" {
+		t.Fatalf("bob (email not verified) must get a clean deny, got %+v", st)
+	}
+	if !strings.Contains(r.logs.String(), "reason=email_not_verified") {
+		t.Fatalf("the denial reason must be logged:\n%s", r.logs.String())
+	}
+	// Without the groups scope Dex leaves the claim out: no groups, still a user.
+	noGroups, err := d.PasswordGrant(ctx, "alice@example.com", "alice-password", "openid", "email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := r.review(t, "v1", noGroups.IDToken); !st.Authenticated || len(st.User.Groups) != 0 {
+		t.Fatalf("token without groups: %+v", st)
+	}
+	if strings.Contains(r.logs.String(), alice.IDToken[:40]) {
+		t.Fatal("a token reached the log")
+	}
+}
+
+// Tokens from an issuer the webhook does not trust are denied cleanly.
+func TestDexUnknownIssuer(t *testing.T) {
+	trusted := dex.StartForTest(t, dex.Options{})
+	other := dex.StartForTest(t, dex.Options{})
+	r := runService(t, trusted)
+	tok, err := other.PasswordGrant(context.Background(), "alice@example.com", "alice-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := r.review(t, "v1", tok.IDToken); st.Authenticated || st.Error != "" {
+		t.Fatalf("unknown issuer: %+v", st)
+	}
+}
