@@ -30,6 +30,7 @@ const (
 	ReasonUID              Reason = "invalid_uid"
 	ReasonNoMapping        Reason = "no_mapping"
 	ReasonMapping          Reason = "mapping_failed"
+	ReasonMappingPending   Reason = "mapping_not_loaded"
 	ReasonInternal         Reason = "internal_error"
 )
 

@@ -27,3 +27,10 @@ func Record(ctx context.Context, name, detail string, err error) error {
 	}
 	return err
 }
+
+// Traced reports whether ctx carries a Trace, so that callers on the hot path build a
+// check's detail only when someone will read it.
+func Traced(ctx context.Context) bool {
+	_, ok := ctx.Value(traceKey{}).(*Trace)
+	return ok
+}

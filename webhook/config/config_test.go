@@ -77,6 +77,7 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"cert without key", func(s string) string { return s + "server: {certFile: /x.crt}\n" }, "server.keyFile"},
 		{"negative ttl", func(s string) string { return s + "cache: {ttl: -1s}\n" }, "cache.ttl"},
 		{"both mapping sources", func(s string) string { return s + "mapping: {configMap: a/b, file: /x}\n" }, "mapping: Forbidden"},
+		{"requireMatch without a source", func(s string) string { return s + "mapping: {requireMatch: true}\n" }, "mapping.requireMatch"},
 		{"bad configMap ref", func(s string) string { return s + "mapping: {configMap: oidc-auth}\n" }, "mapping.configMap"},
 	}
 	for _, tc := range tests {

@@ -196,6 +196,9 @@ func validateMapping(m Mapping, p *field.Path) field.ErrorList {
 	if m.ConfigMap != "" && m.File != "" {
 		errs = append(errs, field.Forbidden(p, "set configMap or file, not both"))
 	}
+	if m.RequireMatch && m.ConfigMap == "" && m.File == "" {
+		errs = append(errs, field.Invalid(p.Child("requireMatch"), true, "needs configMap or file: without a mapping every token would be denied"))
+	}
 	if m.ConfigMap != "" {
 		if _, _, err := SplitConfigMap(m.ConfigMap); err != nil {
 			errs = append(errs, field.Invalid(p.Child("configMap"), m.ConfigMap, err.Error()))

@@ -1,0 +1,172 @@
+package mapping
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+)
+
+// Apply maps a verified identity to the Kubernetes user.
+//
+// It starts from id.User, the user the issuer's claim mappings give, which it never modifies
+// (the returned user shares only its Extra map, which callers must not modify either). The
+// mapUsers entry matching the token replaces the username, when it sets one, and adds its
+// groups; every matching mapGroups entry adds its groups. Groups come in this order: the
+// claim groups, the mapUsers entry's, then each mapGroups entry's in file order; of
+// duplicates, the first is kept.
+//
+// A mapUsers entry matches when its issuer is empty or the token's, and its subject is the
+// token's sub, or its email the token's email with email_verified not false. An entry by
+// subject wins over one by email. A mapGroups entry matches when its group is one of the
+// token's raw groups claim values.
+//
+// Errors are *authn.Denial values: ReasonNoMapping when requireMatch is set and nothing
+// matched, ReasonMapping when a username placeholder has no string claim to fill it, and
+// ReasonReservedUsername when the token's claims would make the username start with system:.
+func (m *Mapping) Apply(id *authn.Identity, requireMatch bool) (authn.User, Match, error) {
+	match := Match{User: m.matchUser(id), Groups: m.matchGroups(id)}
+	if requireMatch && !match.Matched() {
+		return authn.User{}, match, authn.Deny(authn.ReasonNoMapping,
+			"mapping.requireMatch is set and no entry of the identity mapping matches %s%s", describe(id), m.nearMisses(id))
+	}
+	u := authn.User{Name: id.User.Name, UID: id.User.UID, Extra: id.User.Extra}
+	var entry *UserEntry
+	if match.User >= 0 {
+		entry = &m.Users[match.User]
+		if t := m.usernames[match.User]; t != nil {
+			name, err := t.render(id.Claims, fmt.Sprintf("%s[%d].username", KeyUsers, match.User))
+			if err != nil {
+				return authn.User{}, match, err
+			}
+			u.Name = name
+		}
+	}
+	u.Groups = m.groups(id.User.Groups, entry, match.Groups)
+	return u, match, nil
+}
+
+// matchUser returns the index of the mapUsers entry for the token, or -1.
+func (m *Mapping) matchUser(id *authn.Identity) int {
+	if m == nil {
+		return -1
+	}
+	for _, issuer := range []string{id.Issuer, ""} {
+		if i, ok := m.bySubject[identityKey{issuer, id.Subject}]; ok {
+			return i
+		}
+	}
+	if !id.EmailUsable() {
+		return -1
+	}
+	for _, issuer := range []string{id.Issuer, ""} {
+		if i, ok := m.byEmail[identityKey{issuer, id.Email}]; ok {
+			return i
+		}
+	}
+	return -1
+}
+
+// matchGroups returns the indexes of the mapGroups entries for the token, in file order.
+func (m *Mapping) matchGroups(id *authn.Identity) []int {
+	if m == nil || len(m.byGroup) == 0 {
+		return nil
+	}
+	var out []int
+	for _, g := range id.Groups {
+		for _, i := range m.byGroup[g] {
+			if iss := m.Groups[i].Issuer; (iss == "" || iss == id.Issuer) && !slices.Contains(out, i) {
+				out = append(out, i)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// groups builds the user's groups in a new slice, keeping the first of duplicates.
+func (m *Mapping) groups(claimGroups []string, entry *UserEntry, groupEntries []int) []string {
+	n := len(claimGroups)
+	if entry != nil {
+		n += len(entry.Groups)
+	}
+	for _, i := range groupEntries {
+		n += len(m.Groups[i].Groups)
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, 0, n)
+	// Short lists are searched; long ones get a set.
+	var seen map[string]bool
+	if n > 16 {
+		seen = make(map[string]bool, n)
+	}
+	add := func(gs []string) {
+		for _, g := range gs {
+			if seen != nil {
+				if seen[g] {
+					continue
+				}
+				seen[g] = true
+			} else if slices.Contains(out, g) {
+				continue
+			}
+			out = append(out, g)
+		}
+	}
+	add(claimGroups)
+	if entry != nil {
+		add(entry.Groups)
+	}
+	for _, i := range groupEntries {
+		add(m.Groups[i].Groups)
+	}
+	return out
+}
+
+// describe names what the mapping matches on, for a denial.
+func describe(id *authn.Identity) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "issuer %q, subject %q", id.Issuer, id.Subject)
+	switch {
+	case id.Email == "":
+		b.WriteString(", no email")
+	case id.EmailUsable():
+		fmt.Fprintf(&b, ", email %q", id.Email)
+	default:
+		fmt.Fprintf(&b, ", email %q (not used: email_verified is false)", id.Email)
+	}
+	fmt.Fprintf(&b, ", groups claim %q", id.Groups)
+	return b.String()
+}
+
+// nearMisses points at entries that would have matched but for their issuer or an
+// unverified email, so that a denial says what to fix.
+func (m *Mapping) nearMisses(id *authn.Identity) string {
+	if m == nil {
+		return ""
+	}
+	var notes []string
+	for i, e := range m.Users {
+		path := fmt.Sprintf("%s[%d]", KeyUsers, i)
+		switch {
+		case e.Subject != "" && e.Subject == id.Subject:
+			notes = append(notes, fmt.Sprintf("%s maps this subject for issuer %s only", path, e.Issuer))
+		case e.Email != "" && e.Email == id.Email && !id.EmailUsable():
+			notes = append(notes, fmt.Sprintf("%s maps this email, but the token says email_verified is false", path))
+		case e.Email != "" && e.Email == id.Email:
+			notes = append(notes, fmt.Sprintf("%s maps this email for issuer %s only", path, e.Issuer))
+		}
+	}
+	for i, e := range m.Groups {
+		if slices.Contains(id.Groups, e.Group) {
+			notes = append(notes, fmt.Sprintf("%s[%d] maps group %q for issuer %s only", KeyGroups, i, e.Group, e.Issuer))
+		}
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return "; note: " + strings.Join(notes, "; ")
+}

@@ -1,0 +1,118 @@
+package mapping
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+)
+
+// ConfigMapSource watches one ConfigMap through the Kubernetes API with a client-go
+// informer restricted to that object (so its RBAC can name it), and reports each accepted
+// or refused version as an Event on the ConfigMap.
+type ConfigMapSource struct {
+	Client          kubernetes.Interface
+	Namespace, Name string
+	Logger          *slog.Logger
+
+	mu       sync.Mutex
+	recorder record.EventRecorder
+	current  *corev1.ConfigMap // the last version delivered, for Events
+}
+
+func (c *ConfigMapSource) String() string {
+	return fmt.Sprintf("ConfigMap %s/%s", c.Namespace, c.Name)
+}
+
+// Run delivers the ConfigMap's data now and after every change until ctx ends. A ConfigMap
+// that does not exist is delivered as Deleted.
+func (c *ConfigMapSource) Run(ctx context.Context, update func(Snapshot)) error {
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.CoreV1().Events(c.Namespace)})
+	defer broadcaster.Shutdown()
+	c.mu.Lock()
+	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "oidc-authenticator"})
+	c.mu.Unlock()
+
+	factory := informers.NewSharedInformerFactoryWithOptions(c.Client, 0,
+		informers.WithNamespace(c.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", c.Name).String()
+		}))
+	informer := factory.Core().V1().ConfigMaps().Informer()
+	deliver := func(obj any) {
+		cm, ok := obj.(*corev1.ConfigMap)
+		if !ok || cm.Name != c.Name {
+			return
+		}
+		c.mu.Lock()
+		c.current = cm
+		c.mu.Unlock()
+		update(snapshotOf(cm))
+	}
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    deliver,
+		UpdateFunc: func(_, obj any) { deliver(obj) },
+		DeleteFunc: func(any) {
+			c.mu.Lock()
+			c.current = nil
+			c.mu.Unlock()
+			update(Snapshot{Deleted: true})
+		},
+	}); err != nil {
+		return fmt.Errorf("watch %s: %w", c, err)
+	}
+	if err := informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		log.Warn("watching the mapping ConfigMap failed; retrying, the mapping in force stays", "configMap", c.String(), "err", err)
+	}); err != nil {
+		return fmt.Errorf("watch %s: %w", c, err)
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		return fmt.Errorf("watch %s: stopped before the first list completed", c)
+	}
+	if _, exists, _ := informer.GetStore().GetByKey(c.Namespace + "/" + c.Name); !exists {
+		update(Snapshot{Deleted: true})
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func snapshotOf(cm *corev1.ConfigMap) Snapshot {
+	s := Snapshot{Data: cm.Data, Version: cm.ResourceVersion}
+	if len(cm.BinaryData) > 0 {
+		s.Err = fmt.Errorf("binaryData is not read; put mapUsers and mapGroups under data")
+	}
+	return s
+}
+
+// Event records the outcome of a version on the ConfigMap: a Warning when it was refused.
+func (c *ConfigMapSource) Event(refused error) {
+	c.mu.Lock()
+	cm, rec := c.current, c.recorder
+	c.mu.Unlock()
+	if cm == nil || rec == nil {
+		return
+	}
+	if refused != nil {
+		rec.Eventf(cm, corev1.EventTypeWarning, "MappingRejected",
+			"resourceVersion %s refused; the previous mapping stays in force: %v", cm.ResourceVersion, refused)
+		return
+	}
+	rec.Eventf(cm, corev1.EventTypeNormal, "MappingLoaded", "resourceVersion %s is in force", cm.ResourceVersion)
+}

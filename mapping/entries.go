@@ -1,0 +1,306 @@
+package mapping
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// The fields of each kind of entry, in the order problems are reported.
+var (
+	userFields  = []string{"issuer", "subject", "email", "username", "groups"}
+	groupFields = []string{"issuer", "group", "groups"}
+)
+
+// userEntry validates one element of mapUsers and, when it is valid, adds it to m.
+func (p *parser) userEntry(m *Mapping, i int, e rawEntry) {
+	path := fmt.Sprintf("%s[%d]", KeyUsers, i)
+	if !p.checkShape(path, e, userFields, KeyUsers, groupFields, KeyGroups) {
+		return
+	}
+	issuer := p.issuer(path, e)
+	subject := p.identityString(path, e, "subject")
+	email := p.identityString(path, e, "email")
+	if email.ok && !strings.Contains(email.val, "@") {
+		p.problems.add(path+".email", "%q is not an email address", email.val)
+		email.ok = false
+	}
+	username := p.str(path, e, "username")
+	var tpl *template
+	if username.ok {
+		t, err := compileTemplate(username.val)
+		if err != nil {
+			p.problems.add(path+".username", "%s", err)
+			username.ok = false
+		}
+		tpl = t
+	}
+	groups := p.groupList(path, e, "groups")
+	switch {
+	case subject.set && email.set:
+		p.problems.add(path+".email", "must not be set together with subject; an entry matches by subject or by email, so write two entries")
+	case !subject.set && !email.set:
+		p.problems.add(path+".subject", "required: set subject or email to say whom the entry maps")
+	}
+	if !username.set && !groups.set {
+		p.problems.add(path+".username", "required: set username, groups or both, or the entry changes nothing")
+	}
+	if !issuer.ok {
+		return
+	}
+	if subject.ok {
+		p.claim(path+".subject", "subject", subject.val, issuer.val)
+	}
+	if email.ok {
+		p.claim(path+".email", "email", email.val, issuer.val)
+	}
+	if len(p.problems) > 0 {
+		return // the mapping will not be used; skip building it
+	}
+	idx := len(m.Users)
+	if subject.ok {
+		m.bySubject[identityKey{issuer.val, subject.val}] = idx
+	} else {
+		m.byEmail[identityKey{issuer.val, email.val}] = idx
+	}
+	m.Users = append(m.Users, UserEntry{
+		Issuer: issuer.val, Subject: subject.val, Email: email.val,
+		Username: username.val, Groups: groups.val,
+	})
+	m.usernames = append(m.usernames, tpl)
+}
+
+// groupEntry validates one element of mapGroups and, when it is valid, adds it to m.
+func (p *parser) groupEntry(m *Mapping, i int, e rawEntry) {
+	path := fmt.Sprintf("%s[%d]", KeyGroups, i)
+	if !p.checkShape(path, e, groupFields, KeyGroups, userFields, KeyUsers) {
+		return
+	}
+	issuer := p.issuer(path, e)
+	group := p.identityString(path, e, "group")
+	if !group.set {
+		p.problems.add(path+".group", "required: the value of the token's groups claim this entry matches")
+	}
+	groups := p.groupList(path, e, "groups")
+	if !groups.set {
+		p.problems.add(path+".groups", "required: the Kubernetes groups to add")
+	}
+	if !issuer.ok || !group.ok {
+		return
+	}
+	p.claim(path+".group", "group", group.val, issuer.val)
+	if len(p.problems) > 0 {
+		return
+	}
+	m.byGroup[group.val] = append(m.byGroup[group.val], len(m.Groups))
+	m.Groups = append(m.Groups, GroupEntry{Issuer: issuer.val, Group: group.val, Groups: groups.val})
+}
+
+// checkShape reports an element that is not a mapping, fields set twice, and unknown fields.
+// It returns false when the element cannot be checked further.
+func (p *parser) checkShape(path string, e rawEntry, known []string, list string, other []string, otherList string) bool {
+	if e.fields == nil {
+		if strings.HasPrefix(e.kind, "nothing") {
+			p.problems.add(path, "is an empty entry")
+		} else {
+			p.problems.add(path, "must be a mapping with the fields %s; got %s", strings.Join(known, ", "), e.kind)
+		}
+		return false
+	}
+	for _, f := range e.repeated {
+		p.problems.add(path+"."+f, "is set more than once in this entry")
+	}
+	var unknown []string
+	for f := range e.fields {
+		if !slices.Contains(known, f) {
+			unknown = append(unknown, f)
+		}
+	}
+	slices.Sort(unknown)
+	for _, f := range unknown {
+		p.problems.add(path+"."+f, "%s", unknownField(f, known, list, other, otherList))
+	}
+	return true
+}
+
+// unknownField explains a field that is not part of an entry.
+func unknownField(f string, known []string, list string, other []string, otherList string) string {
+	for _, k := range known {
+		if strings.EqualFold(f, k) {
+			return fmt.Sprintf("unknown field; did you mean %s? Field names are case-sensitive", k)
+		}
+	}
+	if slices.Contains(other, f) {
+		return fmt.Sprintf("unknown field in a %s entry (%s is a field of %s entries)", list, f, otherList)
+	}
+	return fmt.Sprintf("unknown field; a %s entry has the fields %s", list, strings.Join(known, ", "))
+}
+
+// value is a field as read: set when present in the entry, ok when also valid.
+type value[T any] struct {
+	val     T
+	set, ok bool
+}
+
+// emptyHints says what to do instead of writing an empty value.
+var emptyHints = map[string]string{
+	"issuer":   "; omit issuer to match every configured issuer",
+	"username": "; omit username to keep the username the token's claims give",
+}
+
+// str reads a string field that, when present, must be a non-empty string.
+func (p *parser) str(path string, e rawEntry, name string) value[string] {
+	raw, present := e.fields[name]
+	if !present {
+		return value[string]{}
+	}
+	v := value[string]{set: true}
+	if slices.Contains(e.repeated, name) {
+		return v // reported by checkShape; which value is meant is unknown
+	}
+	field := path + "." + name
+	if kind := jsonKindOf(raw); kind != "a string" {
+		if strings.HasPrefix(kind, "nothing") {
+			p.problems.add(field, "must not be empty%s", emptyHints[name])
+		} else {
+			p.problems.add(field, "must be a string; got %s%s", kind, quoteHint(kind))
+		}
+		return v
+	}
+	if err := json.Unmarshal(raw, &v.val); err != nil {
+		p.problems.add(field, "cannot be read: %s", err)
+		return v
+	}
+	if v.val == "" {
+		p.problems.add(field, "must not be empty%s", emptyHints[name])
+		return v
+	}
+	v.ok = true
+	return v
+}
+
+// quoteHint tells how to write a value YAML would otherwise read as a number or boolean.
+func quoteHint(kind string) string {
+	switch kind {
+	case "a number":
+		return " (put the value in quotes: YAML reads unquoted digits as a number, and long ones lose digits)"
+	case "a boolean":
+		return " (put the value in quotes: YAML reads unquoted true, false, yes, no, on, off, y and n as booleans)"
+	}
+	return ""
+}
+
+// identityString reads a field that is matched against a token: surrounding spaces would
+// make it never match, so they are refused.
+func (p *parser) identityString(path string, e rawEntry, name string) value[string] {
+	v := p.str(path, e, name)
+	if v.ok && strings.TrimSpace(v.val) != v.val {
+		p.problems.add(path+"."+name, "%q has leading or trailing spaces, so it would never match a token", v.val)
+		v.ok = false
+	}
+	return v
+}
+
+// issuer reads the optional issuer field, which must name a configured issuer.
+func (p *parser) issuer(path string, e rawEntry) value[string] {
+	v := p.identityString(path, e, "issuer")
+	if !v.set {
+		v.ok = true // every configured issuer
+		return v
+	}
+	if v.ok && !slices.Contains(p.issuers, v.val) {
+		if len(p.issuers) == 0 {
+			p.problems.add(path+".issuer", "%q is not a configured issuer (no issuers are configured)", v.val)
+		} else {
+			p.problems.add(path+".issuer", "%q is not a configured issuer (configured: %s)", v.val, strings.Join(p.issuers, ", "))
+		}
+		v.ok = false
+	}
+	return v
+}
+
+// groupList reads a list of Kubernetes group names: a non-empty list of non-empty strings.
+func (p *parser) groupList(path string, e rawEntry, name string) value[[]string] {
+	raw, present := e.fields[name]
+	if !present {
+		return value[[]string]{}
+	}
+	v := value[[]string]{set: true}
+	if slices.Contains(e.repeated, name) {
+		return v
+	}
+	field := path + "." + name
+	switch kind := jsonKindOf(raw); kind {
+	case "a list":
+	case "a string":
+		var s string
+		_ = json.Unmarshal(raw, &s)
+		p.problems.add(field, "must be a list of strings, not a single string; write %s: [%s]", name, s)
+		return v
+	default:
+		p.problems.add(field, "must be a list of strings; got %s", kind)
+		return v
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		p.problems.add(field, "cannot be read: %s", err)
+		return v
+	}
+	if len(items) == 0 {
+		p.problems.add(field, "must list at least one group; omit %s if the entry adds none", name)
+		return v
+	}
+	ok := true
+	for j, item := range items {
+		itemField := fmt.Sprintf("%s[%d]", field, j)
+		var s string
+		switch kind := jsonKindOf(item); {
+		case kind != "a string":
+			p.problems.add(itemField, "must be a string; got %s%s", kind, quoteHint(kind))
+			ok = false
+		case json.Unmarshal(item, &s) != nil:
+			p.problems.add(itemField, "cannot be read")
+			ok = false
+		case s == "":
+			p.problems.add(itemField, "must not be empty")
+			ok = false
+		default:
+			v.val = append(v.val, s)
+		}
+	}
+	v.ok = ok
+	if !ok {
+		v.val = nil
+	}
+	return v
+}
+
+// claim records that the entry at field maps value (a subject, email or group) for issuer,
+// and reports an earlier entry for the same identity. An entry without issuer applies to
+// every issuer, so it overlaps every entry for the same value.
+func (p *parser) claim(field, kind, value, issuer string) {
+	byValue := p.seen[kind]
+	if byValue == nil {
+		byValue = map[string][]claimant{}
+		p.seen[kind] = byValue
+	}
+	for _, c := range byValue[value] {
+		var why string
+		switch {
+		case c.issuer == issuer && issuer == "":
+			why = "both have no issuer, so both apply to every issuer"
+		case c.issuer == issuer:
+			why = "both for issuer " + issuer
+		case c.issuer == "":
+			why = c.path + " has no issuer, so it applies to every issuer"
+		case issuer == "":
+			why = "this entry has no issuer, so it applies to every issuer, including " + c.issuer
+		default:
+			continue // different issuers: different identities
+		}
+		p.problems.add(field, "%s %q is already mapped by %s (%s); merge them into one entry", kind, value, c.path, why)
+		return
+	}
+	byValue[value] = append(byValue[value], claimant{issuer: issuer, path: strings.TrimSuffix(field, "."+kind)})
+}

@@ -1,0 +1,108 @@
+package mapping
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	yamlv2 "go.yaml.in/yaml/v2"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// Object names the ConfigMap a manifest describes.
+type Object struct {
+	Namespace, Name string
+}
+
+// String returns "namespace/name".
+func (o Object) String() string {
+	if o.Namespace == "" {
+		return o.Name
+	}
+	return o.Namespace + "/" + o.Name
+}
+
+// ParseManifest reads a ConfigMap manifest, YAML or JSON as `kubectl apply` takes it
+// (apiVersion v1, kind ConfigMap), and parses its data with Parse. The Object names the
+// ConfigMap whenever the manifest could be decoded, so that callers can say which one was
+// refused.
+func ParseManifest(b []byte, issuers []string) (*Mapping, Object, error) {
+	data, obj, err := decodeManifest(b)
+	if err != nil {
+		return nil, obj, err
+	}
+	m, err := Parse(data, issuers)
+	return m, obj, err
+}
+
+// decodeManifest returns the data of a ConfigMap manifest.
+func decodeManifest(b []byte) (map[string]string, Object, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, Object{}, errors.New("the manifest is empty")
+	}
+	if n := countDocuments(b); n > 1 {
+		return nil, Object{}, fmt.Errorf("the manifest holds %d YAML documents; it must hold the ConfigMap alone", n)
+	}
+	j, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return nil, Object{}, fmt.Errorf("the manifest is not valid YAML or JSON: %w", err)
+	}
+	// A first, loose look gives clearer messages for the common mistakes than the strict
+	// decoder would: the wrong kind, and data values written as YAML instead of strings.
+	var head struct {
+		APIVersion string                     `json:"apiVersion"`
+		Kind       string                     `json:"kind"`
+		Data       map[string]json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(j, &head); err != nil {
+		return nil, Object{}, fmt.Errorf("the manifest is not a Kubernetes object: %w", err)
+	}
+	if head.APIVersion != "v1" || head.Kind != "ConfigMap" {
+		return nil, Object{}, fmt.Errorf("the manifest has apiVersion %q and kind %q; it must be a ConfigMap (apiVersion: v1, kind: ConfigMap)", head.APIVersion, head.Kind)
+	}
+	keys := make([]string, 0, len(head.Data))
+	for k := range head.Data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if kind := jsonKindOf(head.Data[k]); kind != "a string" && kind != "nothing (null)" {
+			return nil, Object{}, fmt.Errorf("data.%s is %s; it must be a string holding YAML: write \"%s: |\" and indent the list below it", k, kind, k)
+		}
+	}
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(b, &cm); err != nil {
+		return nil, Object{}, fmt.Errorf("the manifest is not a valid ConfigMap: %w", err)
+	}
+	obj := Object{Namespace: cm.Namespace, Name: cm.Name}
+	if len(cm.BinaryData) > 0 {
+		return nil, obj, errors.New("binaryData is not read; put mapUsers and mapGroups under data")
+	}
+	return cm.Data, obj, nil
+}
+
+// countDocuments counts the non-empty YAML documents in b, stopping at 2.
+func countDocuments(b []byte) int {
+	dec := yamlv2.NewDecoder(bytes.NewReader(b))
+	n := 0
+	for n < 2 {
+		var doc yamlDocument
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			// In the first document, the conversion to JSON reports the syntax error;
+			// after it, there is more than one document.
+			return n + 1
+		}
+		if doc.present {
+			n++
+		}
+	}
+	return n
+}

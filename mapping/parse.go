@@ -1,0 +1,233 @@
+package mapping
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	yamlv2 "go.yaml.in/yaml/v2"
+	"sigs.k8s.io/yaml"
+)
+
+// Parse validates ConfigMap data: the keys mapUsers and mapGroups, each a YAML list held as a
+// string. Both absent or empty is an empty mapping; any other key is an error. Entries are
+// checked against the configured issuer URLs.
+//
+// Parse reports every problem at once, each naming the key, entry index and field, as an
+// *InvalidError. It never returns a partial mapping.
+func Parse(data map[string]string, issuers []string) (*Mapping, error) {
+	p := newParser(issuers)
+	keys := make([]string, 0, len(data))
+	for k := range data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if k != KeyUsers && k != KeyGroups {
+			p.problems.add(k, "%s", unknownKey(k))
+		}
+	}
+	m := &Mapping{
+		bySubject: map[identityKey]int{},
+		byEmail:   map[identityKey]int{},
+		byGroup:   map[string][]int{},
+	}
+	for _, key := range []string{KeyUsers, KeyGroups} {
+		value := data[key]
+		before := len(p.problems)
+		for i, e := range p.decodeList(key, value) {
+			if key == KeyUsers {
+				p.userEntry(m, i, e)
+			} else {
+				p.groupEntry(m, i, e)
+			}
+		}
+		// The checks above find every field set twice in an entry; this catches anything
+		// else the strict YAML decoder refuses, so that nothing it rejects is accepted.
+		if len(p.problems) == before && strings.TrimSpace(value) != "" {
+			if _, err := yaml.YAMLToJSONStrict([]byte(value)); err != nil {
+				p.problems.add(key, "%s", strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "))
+			}
+		}
+	}
+	if len(p.problems) > 0 {
+		return nil, &InvalidError{Problems: p.problems}
+	}
+	return m, nil
+}
+
+// parser holds what validation needs across entries.
+type parser struct {
+	issuers  []string
+	problems problems
+	// seen remembers, per kind of identity ("subject", "email", "group") and value, the
+	// entries already claiming it, to refuse overlapping entries.
+	seen map[string]map[string][]claimant
+}
+
+// claimant is an earlier entry mapping some value.
+type claimant struct {
+	issuer string
+	path   string
+}
+
+func newParser(issuers []string) *parser {
+	return &parser{issuers: issuers, seen: map[string]map[string][]claimant{}}
+}
+
+// rawEntry is one element of a list, before validation.
+type rawEntry struct {
+	// fields is nil when the element is not a mapping.
+	fields map[string]json.RawMessage
+	// kind describes an element that is not a mapping.
+	kind string
+	// repeated lists the fields set more than once in the element.
+	repeated []string
+}
+
+// decodeList turns the YAML list held by a data key into raw entries. Problems with the list
+// as a whole are recorded against the key, and then no entries are returned.
+func (p *parser) decodeList(key, value string) []rawEntry {
+	if strings.TrimSpace(value) == "" {
+		return nil
+	}
+	j, err := yaml.YAMLToJSON([]byte(value))
+	if err != nil {
+		p.problems.add(key, "is not valid YAML (line numbers count from the first line of %s): %s",
+			key, strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "))
+		return nil
+	}
+	repeated, docs := scanYAML(value)
+	if docs > 1 {
+		p.problems.add(key, "holds more than one YAML document (a line \"---\" separates them); write a single list")
+		return nil
+	}
+	j = bytes.TrimSpace(j)
+	if string(j) == "null" {
+		return nil
+	}
+	if kind := jsonKindOf(j); kind != "a list" {
+		p.problems.add(key, "must be a YAML list of entries, each starting with \"- \"; got %s", kind)
+		return nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(j, &items); err != nil {
+		p.problems.add(key, "cannot be read: %s", err)
+		return nil
+	}
+	entries := make([]rawEntry, len(items))
+	for i, item := range items {
+		e := &entries[i]
+		if i < len(repeated) {
+			e.repeated = repeated[i]
+		}
+		e.kind = jsonKindOf(item)
+		if e.kind != "a mapping" {
+			continue
+		}
+		if err := json.Unmarshal(item, &e.fields); err != nil {
+			e.kind = "unreadable: " + err.Error()
+			e.fields = nil
+		}
+	}
+	return entries
+}
+
+// scanYAML reads a list with the YAML decoder itself, which keeps what the conversion to
+// JSON loses: fields set more than once in an entry (JSON keeps one of them), and documents
+// after the first (JSON gets only the first).
+func scanYAML(value string) (repeated [][]string, docs int) {
+	dec := yamlv2.NewDecoder(strings.NewReader(value))
+	for {
+		var doc yamlDocument
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return repeated, docs
+		}
+		if err != nil {
+			// A syntax error: the decoder cannot go on. If it is in the first document,
+			// the conversion to JSON reports it; if later, there is more than one document.
+			return repeated, docs + 1
+		}
+		if !doc.present {
+			continue // an empty document, as after a trailing "---"
+		}
+		docs++
+		if docs == 1 {
+			for _, e := range doc.entries {
+				repeated = append(repeated, e.repeated)
+			}
+		}
+	}
+}
+
+// yamlDocument is one YAML document, scanned for repeated keys if it is a list of mappings.
+type yamlDocument struct {
+	// present is false for an empty document.
+	present bool
+	entries []repeatScan
+}
+
+// UnmarshalYAML implements yamlv2.Unmarshaler. The YAML decoder does not call it for an
+// empty (null) document.
+func (d *yamlDocument) UnmarshalYAML(unmarshal func(any) error) error {
+	d.present = true
+	_ = unmarshal(&d.entries) // not a list: the JSON checks report it
+	return nil
+}
+
+// repeatScan records the keys that appear more than once in one list element.
+type repeatScan struct{ repeated []string }
+
+// UnmarshalYAML implements yamlv2.Unmarshaler.
+func (r *repeatScan) UnmarshalYAML(unmarshal func(any) error) error {
+	var fields yamlv2.MapSlice
+	if unmarshal(&fields) != nil {
+		return nil // not a mapping: the JSON checks report it
+	}
+	seen := map[string]bool{}
+	for _, f := range fields {
+		k := fmt.Sprint(f.Key)
+		if seen[k] && !slices.Contains(r.repeated, k) {
+			r.repeated = append(r.repeated, k)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// jsonKindOf names the type of a JSON value, for messages.
+func jsonKindOf(raw []byte) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '[':
+		return "a list"
+	case '{':
+		return "a mapping"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "nothing (null)"
+	default:
+		return "a number"
+	}
+}
+
+// unknownKey explains a data key that is not part of the mapping.
+func unknownKey(k string) string {
+	for _, known := range []string{KeyUsers, KeyGroups} {
+		if strings.EqualFold(k, known) {
+			return fmt.Sprintf("unknown key; did you mean %s? Keys are case-sensitive", known)
+		}
+	}
+	return fmt.Sprintf("unknown key; the mapping has only the keys %s and %s", KeyUsers, KeyGroups)
+}

@@ -1,0 +1,223 @@
+package mapping
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+)
+
+// Reload results passed to StoreOptions.OnReload.
+const (
+	ReloadSuccess  = "success"
+	ReloadRejected = "rejected"
+	ReloadDeleted  = "deleted"
+)
+
+// StoreOptions configure a Store.
+type StoreOptions struct {
+	// Issuers are the configured issuer URLs entries may name.
+	Issuers []string
+	// RequireMatch denies tokens that match no entry.
+	RequireMatch bool
+	// Logger receives reload logs; nil discards them.
+	Logger *slog.Logger
+	// OnReload is called after every snapshot with ReloadSuccess, ReloadRejected or
+	// ReloadDeleted; may be nil. Snapshots that change nothing are ignored: the version
+	// already in force or already refused delivered again, or a second deletion.
+	OnReload func(result string)
+	// OnReject is called with a refused snapshot and why it was refused; may be nil.
+	OnReject func(s Snapshot, err error)
+}
+
+// Store holds the mapping in force and swaps in new versions atomically. It implements
+// authn.Mapper. A new version replaces the current one only when it is valid as a whole.
+type Store struct {
+	opts  StoreOptions
+	log   *slog.Logger
+	now   func() time.Time
+	empty *Mapping
+
+	// mu serialises Update; readers only load cur.
+	mu  sync.Mutex
+	cur atomic.Pointer[storeState]
+}
+
+var _ authn.Mapper = (*Store)(nil)
+
+// storeState is what a Store serves from; a new one replaces it on every change.
+type storeState struct {
+	// mapping is in force; never nil (empty when none is loaded).
+	mapping *Mapping
+	// version of the mapping in force; "" before any.
+	version string
+	// since is when the mapping in force (or its deletion) took effect.
+	since time.Time
+	// loaded is true once a version was accepted; deleted when the source then vanished.
+	loaded, deleted bool
+	// refused is the newest version refused since the one in force, if any.
+	refused *refusal
+}
+
+// pending is true until the source delivered its first snapshot, of whatever kind.
+func (st *storeState) pending() bool { return !st.loaded && !st.deleted && st.refused == nil }
+
+// Pending reports whether the source has not delivered its first snapshot yet.
+func (s *Store) Pending() bool { return s.cur.Load().pending() }
+
+// refusal records a refused version for Status.
+type refusal struct {
+	version string
+	at      time.Time
+	err     error
+}
+
+// NewStore returns a Store that waits for its source: until the first snapshot arrives,
+// every identity is undecided (authn.ReasonMappingPending), so that kube-apiserver neither
+// caches a user without its mapped groups nor a denial. After that, a Store with no valid
+// mapping lets identities pass unmapped, or denies them when opts.RequireMatch is set.
+func NewStore(opts StoreOptions) *Store {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{opts: opts, log: log, now: time.Now, empty: &Mapping{}}
+	s.cur.Store(&storeState{mapping: s.empty})
+	return s
+}
+
+// Map maps id with the mapping in force. Errors are *authn.Denial values; the caller logs
+// their reason. When ctx carries an authn.Trace, the entries that matched are recorded in it.
+func (s *Store) Map(ctx context.Context, id *authn.Identity) (authn.User, error) {
+	st := s.cur.Load()
+	if st.pending() {
+		return authn.User{}, authn.Record(ctx, "mapping", "", authn.Undecided(authn.ReasonMappingPending,
+			fmt.Errorf("the identity mapping has not been read from its source yet")))
+	}
+	u, match, err := st.mapping.Apply(id, s.opts.RequireMatch)
+	if authn.Traced(ctx) {
+		authn.Record(ctx, "mapping", st.describe(match), err)
+	}
+	return u, err
+}
+
+// Update applies a snapshot from a source. A valid version replaces the mapping in force;
+// an invalid or unreadable one is refused and the previous mapping stays in force; a
+// deleted source revokes every mapping.
+func (s *Store) Update(snap Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.cur.Load()
+	switch {
+	case snap.Deleted:
+		s.revoke(old)
+	case snap.Err != nil:
+		s.refuse(old, snap, fmt.Errorf("the mapping source could not be read: %w", snap.Err))
+	default:
+		if snap.Version != "" && old.loaded && !old.deleted && old.refused == nil && snap.Version == old.version {
+			return // redelivered (e.g. a re-list): nothing changed
+		}
+		m, err := Parse(snap.Data, s.opts.Issuers)
+		if err != nil {
+			s.refuse(old, snap, err)
+			return
+		}
+		s.accept(old, snap, m)
+	}
+}
+
+func (s *Store) accept(old *storeState, snap Snapshot, m *Mapping) {
+	s.cur.Store(&storeState{mapping: m, version: snap.Version, since: s.now(), loaded: true})
+	attrs := []any{"version", snap.Version, "users", len(m.Users), "groups", len(m.Groups)}
+	if m.Empty() && !old.mapping.Empty() {
+		s.log.Warn("identity mapping loaded; it is empty, so every mapping is revoked", attrs...)
+	} else {
+		s.log.Info("identity mapping loaded", attrs...)
+	}
+	s.reloaded(ReloadSuccess)
+}
+
+func (s *Store) refuse(old *storeState, snap Snapshot, err error) {
+	if old.refused != nil && snap.Version != "" && old.refused.version == snap.Version {
+		return // the same refused version again: already logged and reported
+	}
+	next := *old
+	next.refused = &refusal{version: snap.Version, at: s.now(), err: err}
+	s.cur.Store(&next)
+	inForce := "none"
+	if old.loaded && !old.deleted {
+		inForce = old.version
+	}
+	s.log.Error("identity mapping version refused; the previous mapping stays in force",
+		"version", snap.Version, "in_force", inForce, "err", err)
+	s.reloaded(ReloadRejected)
+	if s.opts.OnReject != nil {
+		s.opts.OnReject(snap, err)
+	}
+}
+
+func (s *Store) revoke(old *storeState) {
+	if old.deleted {
+		return // already gone
+	}
+	s.cur.Store(&storeState{mapping: s.empty, since: s.now(), deleted: true, loaded: old.loaded})
+	if old.loaded {
+		s.log.Warn("identity mapping deleted: every mapping is revoked; deleting it is treated as a deliberate act",
+			"version", old.version, "require_match", s.opts.RequireMatch)
+	} else {
+		s.log.Warn("no identity mapping exists at the source; serving with none", "require_match", s.opts.RequireMatch)
+	}
+	s.reloaded(ReloadDeleted)
+}
+
+func (s *Store) reloaded(result string) {
+	if s.opts.OnReload != nil {
+		s.opts.OnReload(result)
+	}
+}
+
+// Status describes the mapping in force, and the newest refused version if any, for
+// /readyz?verbose. ok is false while the source has delivered nothing yet (see Pending), and
+// when it delivered nothing valid: then the server serves with no mapping and says so here.
+func (s *Store) Status() (ok bool, detail string) {
+	st := s.cur.Load()
+	var b []byte
+	ok = true
+	switch {
+	case st.deleted:
+		b = fmt.Appendf(b, "the mapping is deleted (since %s): every mapping is revoked", stamp(st.since))
+	case st.loaded:
+		b = fmt.Appendf(b, "version %s in force since %s (%d users, %d groups)", st.version, stamp(st.since), len(st.mapping.Users), len(st.mapping.Groups))
+	case st.refused != nil:
+		ok = false
+		b = append(b, "no valid mapping loaded yet: serving with none"...)
+	default:
+		ok = false
+		b = append(b, "waiting for the first version from the source: tokens are undecided until then"...)
+	}
+	if r := st.refused; r != nil {
+		v := r.version
+		if v == "" {
+			v = "(unknown)"
+		}
+		b = fmt.Appendf(b, "; version %s refused at %s: %v", v, stamp(r.at), r.err)
+	}
+	return ok, string(b)
+}
+
+// describe says which mapping version is in force and which of its entries matched.
+func (st *storeState) describe(match Match) string {
+	switch {
+	case st.deleted:
+		return "the mapping is deleted: nothing to match"
+	case !st.loaded:
+		return "no mapping loaded: nothing to match"
+	}
+	return fmt.Sprintf("version %s: %s", st.version, st.mapping.DescribeMatch(match))
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
