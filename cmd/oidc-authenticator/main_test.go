@@ -87,11 +87,16 @@ func TestServerRefusesBadConfiguration(t *testing.T) {
 // verify explains an accepted token and a denied one without printing either.
 func TestVerifyExplains(t *testing.T) {
 	d := dex.StartForTest(t, dex.Options{})
-	path := filepath.Join(t.TempDir(), "config.yaml")
+	dir := t.TempDir()
+	path, mappingFile := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "oidc-auth.yaml")
 	cfg := "apiVersion: oidc-authenticator.io/v1alpha1\nkind: AuthenticatorConfiguration\njwt:\n- issuer:\n    url: " + d.IssuerURL +
 		"\n    audiences: [kubernetes]\n    certificateAuthority: |\n" + indentPEM(string(d.CAPEM)) +
-		"  claimMappings:\n    username: {claim: email, prefix: \"\"}\n    groups: {claim: groups, prefix: \"oidc:\"}\n"
+		"  claimMappings:\n    username: {claim: email, prefix: \"\"}\n    groups: {claim: groups, prefix: \"oidc:\"}\n" +
+		"mapping: {file: " + mappingFile + "}\n"
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mappingFile, []byte(mappingManifest("- email: alice@example.com\n      groups: [cluster-admins]\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -103,7 +108,8 @@ func TestVerifyExplains(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{"[+] signature", "[+] audience", "result: AUTHENTICATED", "username: alice@example.com", "oidc:developers"} {
+	for _, want := range []string{"[+] signature", "[+] audience", `[+] mapping: version `, `mapUsers[0] (email "alice@example.com") matched`,
+		"result: AUTHENTICATED", "username: alice@example.com", "oidc:developers", "cluster-admins"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("verify output lacks %q:\n%s", want, out)
 		}
@@ -127,4 +133,44 @@ func indentPEM(pem string) string {
 		b.WriteString("      " + l + "\n")
 	}
 	return b.String()
+}
+
+func mappingManifest(mapUsers string) string {
+	return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: oidc-auth, namespace: kube-system}\ndata:\n  mapUsers: |\n    " + mapUsers
+}
+
+// mapping validate checks a manifest offline with the server's rules and names each problem.
+func TestMappingValidate(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte(mappingManifest("- {issuer: https://dex.example.com, subject: abc, username: alice}\n")), 0o600)
+	os.WriteFile(bad, []byte(mappingManifest("- {issuer: https://other.example.com, email: a@example.com, userName: alice}\n")), 0o600)
+
+	out, err := run(t, "", "mapping", "validate", "--issuer", "https://dex.example.com", good)
+	if err != nil || !strings.Contains(out, "ConfigMap kube-system/oidc-auth is valid: 1 mapUsers entries, 0 mapGroups entries") {
+		t.Fatalf("good manifest: %v\n%s", err, out)
+	}
+	out, err = run(t, "", "mapping", "validate", "--issuer", "https://dex.example.com", bad)
+	if err == nil {
+		t.Fatalf("bad manifest accepted:\n%s", out)
+	}
+	for _, want := range []string{"is invalid; the server would refuse it", "mapUsers[0].issuer: \"https://other.example.com\" is not a configured issuer", "mapUsers[0].userName"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = run(t, string(must(os.ReadFile(good))), "mapping", "validate", "--issuer", "https://dex.example.com", "-")
+	if err != nil {
+		t.Errorf("from stdin: %v\n%s", err, out)
+	}
+	if _, err := run(t, "", "mapping", "validate", good); err == nil || !strings.Contains(err.Error(), "--config FILE") {
+		t.Errorf("without issuers: err = %v, want one asking for --config or --issuer", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -41,7 +41,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), newInitCommand(), newVerifyCommand(), newVersionCommand())
+	root.AddCommand(newServerCommand(), newInitCommand(), newVerifyCommand(), newMappingCommand(), newVersionCommand())
 	return root
 }
 

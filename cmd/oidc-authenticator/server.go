@@ -11,6 +11,7 @@ func newServerCommand() *cobra.Command {
 	var (
 		configFile string
 		address    string
+		kubeconfig string
 		logs       logFlags
 	)
 	cmd := &cobra.Command{
@@ -32,7 +33,7 @@ func newServerCommand() *cobra.Command {
 					return errs.ToAggregate()
 				}
 			}
-			svc, err := service.New(cfg, service.Options{Logger: log})
+			svc, err := service.New(cfg, service.Options{Logger: log, Kubeconfig: kubeconfig})
 			if err != nil {
 				return err
 			}
@@ -45,6 +46,7 @@ func newServerCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (AuthenticatorConfiguration YAML)")
 	cmd.Flags().StringVar(&address, "address", "", "host:port to listen on (overrides server.address)")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for watching mapping.configMap (default: the pod's service account)")
 	logs.register(cmd)
 	_ = cmd.MarkFlagRequired("config")
 	return cmd

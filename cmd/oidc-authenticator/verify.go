@@ -20,6 +20,7 @@ import (
 func newVerifyCommand() *cobra.Command {
 	var (
 		configFile string
+		kubeconfig string
 		timeout    time.Duration
 	)
 	cmd := &cobra.Command{
@@ -38,7 +39,7 @@ printed. Exit status: 0 accepted, 1 denied or undecided.`,
 			if err != nil {
 				return err
 			}
-			svc, err := service.New(cfg, service.Options{})
+			svc, err := service.New(cfg, service.Options{Kubeconfig: kubeconfig})
 			if err != nil {
 				return err
 			}
@@ -46,12 +47,20 @@ printed. Exit status: 0 accepted, 1 denied or undecided.`,
 			defer cancel()
 			wait := svc.StartIssuers(ctx)
 			defer wait()
+			loaded, waitMapping := svc.StartMapping(ctx)
+			defer waitMapping()
 			defer cancel()
+			select {
+			case <-loaded:
+			case <-ctx.Done():
+				fmt.Fprintln(cmd.OutOrStdout(), "warning: the identity mapping could not be read within", timeout)
+			}
 			return explain(ctx, cmd.OutOrStdout(), svc, raw)
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (AuthenticatorConfiguration YAML)")
-	cmd.Flags().DurationVar(&timeout, "timeout", 20*time.Second, "how long to wait for the issuer's discovery")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for reading mapping.configMap (default: in-cluster)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 20*time.Second, "how long to wait for the issuer's discovery and the identity mapping")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }

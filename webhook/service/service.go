@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/oidc-authenticator/oidc-authenticator/mapping"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
@@ -23,6 +24,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Issuer tunes every issuer (tests shorten intervals); Logger and Observer are set here.
 	Issuer issuer.Options
+	// Kubeconfig reaches the Kubernetes API for mapping.configMap; "" means the pod's
+	// service account.
+	Kubeconfig string
 }
 
 // Service is a configured, not yet running webhook.
@@ -32,6 +36,8 @@ type Service struct {
 	metrics *metrics.Metrics
 	issuers []*issuer.Issuer
 	auth    *authn.Authenticator
+	mapping *mapping.Store // nil without a mapping source
+	source  mapping.Source
 }
 
 // New builds the service; it fetches nothing and listens on nothing yet.
@@ -43,6 +49,7 @@ func New(cfg *config.Configuration, opts Options) (*Service, error) {
 	io := opts.Issuer
 	io.Logger, io.Observer = opts.Logger, s.metrics
 	verifiers := make(map[string]authn.Verifier, len(cfg.JWT))
+	urls := make([]string, 0, len(cfg.JWT))
 	for _, j := range cfg.JWT {
 		is, err := issuer.New(j, io)
 		if err != nil {
@@ -50,8 +57,17 @@ func New(cfg *config.Configuration, opts Options) (*Service, error) {
 		}
 		s.issuers = append(s.issuers, is)
 		verifiers[is.URL()] = is
+		urls = append(urls, is.URL())
 	}
-	auth, err := authn.New(verifiers, nil, authn.Options{
+	store, source, err := s.newMapping(cfg.Mapping, urls, opts.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	var mapper authn.Mapper
+	if store != nil {
+		s.mapping, s.source, mapper = store, source, store
+	}
+	auth, err := authn.New(verifiers, mapper, authn.Options{
 		CacheTTL:        cfg.Cache.TTL.Duration,
 		CacheMaxEntries: *cfg.Cache.MaxEntries,
 		Observer:        s.metrics,
@@ -100,11 +116,13 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Server.Address, err)
 	}
-	ictx, stopIssuers := context.WithCancel(ctx)
-	waitIssuers := s.StartIssuers(ictx)
+	bg, stop := context.WithCancel(ctx)
+	waitIssuers := s.StartIssuers(bg)
+	_, waitMapping := s.StartMapping(bg)
 	err = srv.Serve(ctx, ln)
-	stopIssuers()
+	stop()
 	waitIssuers()
+	waitMapping()
 	return err
 }
 
@@ -158,5 +176,9 @@ func (s *Service) readiness() []webhook.CheckResult {
 	if !anyReady {
 		detail = "no issuer can verify tokens yet"
 	}
-	return append(results, webhook.CheckResult{Name: "issuers", OK: anyReady, Detail: detail})
+	results = append(results, webhook.CheckResult{Name: "issuers", OK: anyReady, Detail: detail})
+	if r, ok := s.mappingReadiness(); ok {
+		results = append(results, r)
+	}
+	return results
 }

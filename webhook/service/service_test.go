@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -48,7 +50,8 @@ type running struct {
 
 // runService starts the whole webhook against d, configured as a newcomer would: generated
 // certificates, mTLS from the apiserver, username from email, groups prefixed "oidc:".
-func runService(t *testing.T, d *dex.Server) *running {
+// extra is appended to the configuration file.
+func runService(t *testing.T, d *dex.Server, extra ...string) *running {
 	t.Helper()
 	state := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -73,7 +76,7 @@ jwt:
     username: {claim: email, prefix: ""}
     groups: {claim: groups, prefix: "oidc:"}
     uid: {claim: sub}
-`
+` + strings.Join(extra, "")
 	files := pki.Files{Dir: state}
 	if _, err := pki.Ensure(files, pki.Options{}); err != nil {
 		t.Fatal(err)
@@ -223,5 +226,106 @@ func TestDexUnknownIssuer(t *testing.T) {
 	}
 	if st := r.review(t, "v1", tok.IDToken); st.Authenticated || st.Error != "" {
 		t.Fatalf("unknown issuer: %+v", st)
+	}
+}
+
+func (r *running) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := r.client.Get(r.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// mountConfigMap lays out dir as kubelet mounts a ConfigMap: the files live in a timestamped
+// directory, ..data points at it, and each key is a symlink through ..data. Calling it again
+// swaps the version atomically, as kubelet does.
+func mountConfigMap(t *testing.T, dir string, data map[string]string) {
+	t.Helper()
+	version := filepath.Join(dir, fmt.Sprintf("..%d", time.Now().UnixNano()))
+	if err := os.MkdirAll(version, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range data {
+		if err := os.WriteFile(filepath.Join(version, k), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, k)); err != nil {
+			if err := os.Symlink(filepath.Join("..data", k), filepath.Join(dir, k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tmp := filepath.Join(dir, "..data_tmp")
+	if err := os.Symlink(filepath.Base(version), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The mapping from a mounted ConfigMap is applied to every review, also to a token served from
+// the cache; an edit takes effect within 2 s; a broken edit keeps the previous mapping and
+// the refusal shows in /readyz?verbose, the metrics and the log.
+func TestMountedMappingReload(t *testing.T) {
+	d := dex.StartForTest(t, dex.Options{})
+	dir := t.TempDir()
+	mountConfigMap(t, dir, map[string]string{
+		"mapUsers":  "- email: alice@example.com\n  username: alice\n  groups: [cluster-admins]\n",
+		"mapGroups": "- group: developers\n  groups: [dev-team]\n",
+	})
+	r := runService(t, d, "mapping: {file: "+dir+"}\n")
+	alice, err := d.PasswordGrant(context.Background(), "alice@example.com", "alice-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"oidc:developers", "oidc:admins", "cluster-admins", "dev-team"}
+	if st := r.review(t, "v1", alice.IDToken); !st.Authenticated || st.User.Username != "alice" || !slices.Equal(st.User.Groups, want) {
+		t.Fatalf("mapped alice: %+v, want username alice and groups %q", st, want)
+	}
+
+	mountConfigMap(t, dir, map[string]string{
+		"mapUsers":  "- email: alice@example.com\n  username: alice\n  groups: [viewers]\n",
+		"mapGroups": "",
+	})
+	waitFor(t, 2*time.Second, "the edited mapping", func() bool {
+		st := r.review(t, "v1", alice.IDToken) // the same token: its identity is cached, its mapping is not
+		return slices.Equal(st.User.Groups, []string{"oidc:developers", "oidc:admins", "viewers"})
+	})
+
+	mountConfigMap(t, dir, map[string]string{"mapUsers": "- email: alice@example.com\n  usernme: typo\n", "mapGroups": ""})
+	waitFor(t, 3*time.Second, "the refusal in /readyz?verbose", func() bool {
+		return strings.Contains(r.get(t, "/readyz?verbose"), "refused")
+	})
+	readyz := r.get(t, "/readyz?verbose")
+	if !strings.Contains(readyz, "[+]mapping file "+dir+" ok: version ") || !strings.Contains(readyz, "mapUsers[0].usernme") {
+		t.Errorf("/readyz?verbose does not say which version is in force and why the newest was refused:\n%s", readyz)
+	}
+	if st := r.review(t, "v1", alice.IDToken); st.User.Username != "alice" || !slices.Contains(st.User.Groups, "viewers") {
+		t.Errorf("after a broken edit the previous mapping must stay in force: %+v", st)
+	}
+	metrics := r.get(t, "/metrics")
+	for _, want := range []string{`oidc_authenticator_mapping_reload_total{result="success"} 2`, `oidc_authenticator_mapping_reload_total{result="rejected"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(r.logs.String(), "level=ERROR") || !strings.Contains(r.logs.String(), "usernme") {
+		t.Errorf("the refusal is not logged as an error naming the field:\n%s", r.logs.String())
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -1,0 +1,113 @@
+package service
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/oidc-authenticator/oidc-authenticator/mapping"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
+)
+
+// newMapping builds the identity mapping store and the source that feeds it, or nil, nil
+// when the configuration names no source. The store reports every reload to the metrics and,
+// for a ConfigMap, as an Event on it.
+func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig string) (*mapping.Store, mapping.Source, error) {
+	var (
+		source mapping.Source
+		events *mapping.ConfigMapSource
+	)
+	switch {
+	case cfg.File != "":
+		source = &mapping.FileSource{Path: cfg.File}
+	case cfg.ConfigMap != "":
+		ns, name, err := config.SplitConfigMap(cfg.ConfigMap)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mapping.configMap: %w", err)
+		}
+		client, err := kubeClient(kubeconfig)
+		if err != nil {
+			return nil, nil, err
+		}
+		events = &mapping.ConfigMapSource{Client: client, Namespace: ns, Name: name, Logger: s.log}
+		source = events
+	default:
+		return nil, nil, nil
+	}
+	store := mapping.NewStore(mapping.StoreOptions{
+		Issuers:      issuers,
+		RequireMatch: cfg.RequireMatch,
+		Logger:       s.log.With("source", source.String()),
+		OnReload: func(result string) {
+			s.metrics.MappingReloads.WithLabelValues(result).Inc()
+			if events != nil && result == mapping.ReloadSuccess {
+				events.Event(nil)
+			}
+		},
+		OnReject: func(_ mapping.Snapshot, err error) {
+			if events != nil {
+				events.Event(err)
+			}
+		},
+	})
+	return store, source, nil
+}
+
+// kubeClient connects to the Kubernetes API with the kubeconfig file, or with the pod's
+// service account when it is "".
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		if kubeconfig == "" {
+			return nil, fmt.Errorf("mapping.configMap needs the Kubernetes API: not running in a pod (%w); pass --kubeconfig", err)
+		}
+		return nil, fmt.Errorf("mapping.configMap: read --kubeconfig %s: %w", kubeconfig, err)
+	}
+	rc.UserAgent = "oidc-authenticator"
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("mapping.configMap: build the Kubernetes client: %w", err)
+	}
+	return client, nil
+}
+
+// StartMapping runs the mapping source in the background until ctx ends. The returned
+// channel is closed once the source has delivered its first version (or its absence);
+// wait waits for the source to stop. Without a source the channel is already closed.
+func (s *Service) StartMapping(ctx context.Context) (first <-chan struct{}, wait func()) {
+	ch := make(chan struct{})
+	if s.source == nil {
+		close(ch)
+		return ch, func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		delivered := false
+		err := s.source.Run(ctx, func(snap mapping.Snapshot) {
+			s.mapping.Update(snap)
+			if !delivered {
+				delivered = true
+				close(ch)
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("the identity mapping source stopped; the mapping in force stays until restart", "source", s.source.String(), "err", err)
+		}
+	}()
+	return ch, func() { <-done }
+}
+
+// mappingReadiness is the /readyz?verbose line for the identity mapping. The server is not
+// ready until the source has delivered its first version; after that the line is only
+// informational: with no valid mapping the server still serves, and says so here.
+func (s *Service) mappingReadiness() (webhook.CheckResult, bool) {
+	if s.mapping == nil {
+		return webhook.CheckResult{}, false
+	}
+	ok, detail := s.mapping.Status()
+	return webhook.CheckResult{Name: "mapping " + s.source.String(), OK: ok, Detail: detail, Informational: !s.mapping.Pending()}, true
+}
