@@ -5,8 +5,13 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
 DEX      := $(BIN)/dex
+APISERVER:= $(BIN)/kube-apiserver
+K8S_VERSION := v1.32.13
+K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=32
+# kubectl from PATH when there is one, else built from the same Kubernetes release.
+KUBECTL  ?= $(shell command -v kubectl 2>/dev/null || echo $(CURDIR)/$(BIN)/kubectl)
 
-.PHONY: all build test unit dex demo lint fuzz clean
+.PHONY: all build test dex demo lint fuzz e2e etcd kube-apiserver kubectl clean
 
 all: build
 
@@ -31,6 +36,22 @@ test: lint $(DEX)
 ## demo: Dex + the webhook + TokenReviews, narrated, then everything stopped
 demo: build $(DEX)
 	DEX_BIN=$(CURDIR)/$(DEX) $(GO) run ./test/demo
+
+## kube-apiserver: built from the Go module proxy in its own module (only `go build`; no tidy)
+kube-apiserver: $(APISERVER)
+$(APISERVER): test/tools/kube-apiserver/go.mod test/tools/kube-apiserver/go.sum
+	cd test/tools/kube-apiserver && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $(CURDIR)/$(APISERVER) k8s.io/kubernetes/cmd/kube-apiserver
+
+kubectl:
+	@[ -x "$(KUBECTL)" ] || { cd test/tools/kube-apiserver && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $(CURDIR)/$(BIN)/kubectl k8s.io/kubernetes/cmd/kubectl; }
+
+## etcd: Debian's etcd-server when no etcd is installed
+etcd:
+	@command -v etcd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
+
+## e2e: kubectl -> kube-apiserver -> oidc-authenticator -> Dex, with etcd, for webhook versions v1 and v1beta1
+e2e: build $(DEX) $(APISERVER) etcd kubectl
+	DEX_BIN=$(CURDIR)/$(DEX) KUBECTL_BIN=$(KUBECTL) $(GO) test -tags e2e -count=1 -v -timeout 25m ./test/e2e
 
 ## fuzz: run each fuzz target for a bounded time
 FUZZTIME ?= 20s

@@ -51,9 +51,13 @@ type Options struct {
 	ClientID           string        // static client ID; "" means "kubernetes"
 	ClientSecret       string        // static client secret; "" means "kubernetes-secret"
 	RedirectURIs       []string      // nil means ["http://127.0.0.1:8000/callback"]
+	ExtraClients       []Client      // more static clients, e.g. to mint tokens for another audience
 	Dir                string        // directory for config, certificates and log; "" means a new temporary one
 	Port               int           // HTTPS port on 127.0.0.1; 0 means a free one
 }
+
+// Client is an additional static OAuth2 client.
+type Client struct{ ID, Secret string }
 
 // withDefaults returns o with every zero field replaced by its default.
 func (o Options) withDefaults() Options {
@@ -124,6 +128,15 @@ func dexConfig(opts Options, l listenConfig) (map[string]any, error) {
 			"emailVerified":     u.EmailVerified,
 		})
 	}
+	clients := []any{map[string]any{
+		"id":           opts.ClientID,
+		"secret":       opts.ClientSecret,
+		"name":         "oidc-authenticator tests",
+		"redirectURIs": opts.RedirectURIs,
+	}}
+	for _, c := range opts.ExtraClients {
+		clients = append(clients, map[string]any{"id": c.ID, "secret": c.Secret, "name": c.ID, "redirectURIs": opts.RedirectURIs})
+	}
 	return map[string]any{
 		"issuer":  l.issuerURL,
 		"storage": map[string]any{"type": "memory"},
@@ -145,13 +158,8 @@ func dexConfig(opts Options, l listenConfig) (map[string]any, error) {
 		},
 		"enablePasswordDB": true,
 		"staticPasswords":  passwords,
-		"staticClients": []any{map[string]any{
-			"id":           opts.ClientID,
-			"secret":       opts.ClientSecret,
-			"name":         "oidc-authenticator tests",
-			"redirectURIs": opts.RedirectURIs,
-		}},
-		"expiry": map[string]any{"idTokens": opts.IDTokenExpiry.String()},
+		"staticClients":    clients,
+		"expiry":           map[string]any{"idTokens": opts.IDTokenExpiry.String()},
 		"signer": map[string]any{
 			"type":   "local",
 			"config": map[string]any{"keysRotationPeriod": opts.KeysRotationPeriod.String()},

@@ -55,6 +55,19 @@ func (s *Server) PasswordGrant(ctx context.Context, username, password string, s
 	})
 }
 
+// PasswordGrantForClient is PasswordGrant through another static client (Options.ExtraClients),
+// so the id_token's aud is that client's ID.
+func (s *Server) PasswordGrantForClient(ctx context.Context, c Client, username, password string) (Tokens, error) {
+	return s.token(ctx, url.Values{
+		"grant_type":    {"password"},
+		"client_id":     {c.ID},
+		"client_secret": {c.Secret},
+		"username":      {username},
+		"password":      {password},
+		"scope":         {defaultScopes},
+	})
+}
+
 // RefreshGrant exchanges a refresh token for new tokens. Dex accepts each refresh token once.
 // A refusal by Dex is returned as a *GrantError.
 func (s *Server) RefreshGrant(ctx context.Context, refreshToken string) (Tokens, error) {
@@ -67,8 +80,10 @@ func (s *Server) RefreshGrant(ctx context.Context, refreshToken string) (Tokens,
 // token posts form, plus the client credentials, to Dex's token endpoint.
 func (s *Server) token(ctx context.Context, form url.Values) (Tokens, error) {
 	grant := form.Get("grant_type")
-	form.Set("client_id", s.ClientID)
-	form.Set("client_secret", s.ClientSecret)
+	if form.Get("client_id") == "" {
+		form.Set("client_id", s.ClientID)
+		form.Set("client_secret", s.ClientSecret)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.IssuerURL+"/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return Tokens{}, fmt.Errorf("cannot build the %s token request: %w", grant, err)

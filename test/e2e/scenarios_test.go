@@ -1,0 +1,253 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oidc-authenticator/oidc-authenticator/test/dex"
+)
+
+const (
+	initialUsers = `- email: alice@example.com
+  groups: [e2e-admins]
+`
+	initialGroups = `- group: developers
+  groups: [dev-team]
+`
+)
+
+var scenarios = []struct {
+	name string
+	run  func(*world)
+}{
+	{"1 seeds flow: password grant, kubectl auth whoami", seedsFlow},
+	{"2 RBAC through a mapped group", rbacThroughMappedGroup},
+	{"3 ConfigMap edits: live reload, broken edit refused", configMapEdits},
+	{"5 Dex signing-key rotation without restart", keyRotation},
+	{"4 denials reach kubectl as Unauthorized", denials},
+	{"6 webhook stopped and restarted", webhookOutage},
+	{"7 manifests: server dry-run and least-privilege RBAC", manifests},
+}
+
+// 1. The users' guides' flow: an id_token from the password grant, used as a bearer token.
+func seedsFlow(w *world) {
+	eventually(w.t, 20*time.Second, "alice's identity with her mapped groups", func() error {
+		who, err := w.whoami(w.token(w.dex, "alice@example.com"))
+		if err != nil {
+			return err
+		}
+		for _, g := range []string{"oidc:developers", "oidc:admins", "e2e-admins", "dev-team", "system:authenticated"} {
+			if !slices.Contains(who.Groups, g) {
+				return fmt.Errorf("groups %q lack %q", who.Groups, g)
+			}
+		}
+		if who.Username != "alice@example.com" {
+			return fmt.Errorf("username %q", who.Username)
+		}
+		return nil
+	})
+}
+
+// 2. A ClusterRoleBinding to a group the mapping grants lets the user list pods.
+func rbacThroughMappedGroup(w *world) {
+	out, err := w.asUser(w.token(w.dex, "alice@example.com"), "get", "pods", "-n", "default")
+	if err == nil || !strings.Contains(out, "Forbidden") {
+		w.t.Fatalf("without a binding alice must be Forbidden, got %v:\n%s", err, out)
+	}
+	// A role of its own: the built-in view role is aggregated by kube-controller-manager,
+	// which this harness does not run, so it grants nothing here.
+	w.kubectlAdmin("", "create", "clusterrole", "e2e-pod-reader", "--verb=get,list", "--resource=pods")
+	w.kubectlAdmin("", "create", "clusterrolebinding", "dev-team-pod-reader", "--clusterrole=e2e-pod-reader", "--group=dev-team")
+	defer w.kubectlAdmin("", "delete", "clusterrolebinding", "dev-team-pod-reader")
+	defer w.kubectlAdmin("", "delete", "clusterrole", "e2e-pod-reader")
+	eventually(w.t, 10*time.Second, "alice lists pods through dev-team", func() error {
+		out, err := w.asUser(w.token(w.dex, "alice@example.com"), "get", "pods", "-n", "default")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+}
+
+// 3. Editing the ConfigMap changes the next TokenReview; a broken edit changes nothing and
+// says so in the log, /readyz?verbose and an Event.
+func configMapEdits(w *world) {
+	w.applyMapping(initialUsers, initialGroups+"- group: admins\n  groups: [e2e-added]\n")
+	eventually(w.t, 15*time.Second, "the added group", func() error {
+		who, err := w.whoami(w.token(w.dex, "alice@example.com"))
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(who.Groups, "e2e-added") {
+			return fmt.Errorf("groups %q", who.Groups)
+		}
+		return nil
+	})
+	w.applyMapping("- email: alice@example.com\n  userName: typo\n", initialGroups)
+	eventually(w.t, 15*time.Second, "the refusal in the webhook's log", func() error {
+		if !strings.Contains(w.webhook.logText(), "userName") {
+			return fmt.Errorf("no log line names the bad field")
+		}
+		return nil
+	})
+	who, err := w.whoami(w.token(w.dex, "alice@example.com"))
+	if err != nil || !slices.Contains(who.Groups, "e2e-added") || !slices.Contains(who.Groups, "e2e-admins") {
+		w.t.Fatalf("after a broken edit the previous mapping must stay in force: %+v %v", who, err)
+	}
+	readyz := w.webhookGet("/readyz?verbose")
+	if !strings.Contains(readyz, "refused") || !strings.Contains(readyz, "userName") {
+		w.t.Fatalf("/readyz?verbose does not show the refusal:\n%s", readyz)
+	}
+	eventually(w.t, 15*time.Second, "a MappingRejected Event on the ConfigMap", func() error {
+		out, err := kubectl(w.t, w.bins, w.admin, "", "get", "events", "-n", "kube-system",
+			"--field-selector", "involvedObject.name=oidc-auth,reason=MappingRejected", "-o", "name")
+		if err != nil || strings.TrimSpace(out) == "" {
+			return fmt.Errorf("no event yet (%v): %s", err, out)
+		}
+		return nil
+	})
+	w.applyMapping(initialUsers, initialGroups)
+}
+
+// 5. Dex rotates its signing key (every 20 s here); tokens signed by the new key verify.
+func keyRotation(w *world) {
+	first := kid(w, w.token(w.dex, "alice@example.com"))
+	var rotated string
+	eventually(w.t, 90*time.Second, "Dex to rotate its signing key", func() error {
+		rotated = w.token(w.dex, "alice@example.com")
+		if kid(w, rotated) == first {
+			return fmt.Errorf("still key %s", first)
+		}
+		return nil
+	})
+	if who, err := w.whoami(rotated); err != nil || who.Username != "alice@example.com" {
+		w.t.Fatalf("token signed by the new key %s: %+v %v", kid(w, rotated), who, err)
+	}
+}
+
+func kid(w *world, token string) string {
+	h, err := dex.UnverifiedHeader(token)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return h["kid"].(string)
+}
+
+// 4. Every kind of bad token ends as kubectl's Unauthorized.
+func denials(w *world) {
+	alice := w.token(w.dex, "alice@example.com")
+	tampered := alice[:len(alice)-4] + flip(alice[len(alice)-4:len(alice)-3]) + alice[len(alice)-3:]
+	other, err := w.dex.PasswordGrantForClient(context.Background(), otherClient, "alice@example.com", "alice-password")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	expiring := w.token(w.short, "alice@example.com")
+	expired := w.token(w.short, "carol@example.com") // never used before it expires
+	cases := []struct{ name, token string }{
+		{"unverified email", w.token(w.dex, "bob@example.com")},
+		{"tampered signature", tampered},
+		{"wrong audience", other.IDToken},
+		{"unknown issuer", w.token(w.stray, "alice@example.com")},
+	}
+	for _, c := range cases {
+		if err := unauthorized(w.asUser(c.token, "get", "pods")); err != nil {
+			w.t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	// The short-lived issuer's token works, then expires.
+	if who, err := w.whoami(expiring); err != nil || who.Username != "alice@example.com" {
+		w.t.Fatalf("token of the second issuer before expiry: %+v %v", who, err)
+	}
+	time.Sleep(5 * time.Second) // the short issuer's id_tokens live 4 s
+	if err := unauthorized(w.asUser(expired, "get", "pods")); err != nil {
+		w.t.Errorf("expired token: %v", err)
+	}
+	// requireMatch: carol matches no entry and is denied; alice still passes.
+	w.restartWebhook(true)
+	defer w.restartWebhook(false)
+	if err := unauthorized(w.asUser(w.token(w.dex, "carol@example.com"), "get", "pods")); err != nil {
+		w.t.Errorf("requireMatch without an entry: %v", err)
+	}
+	if who, err := w.whoami(w.token(w.dex, "alice@example.com")); err != nil || who.Username != "alice@example.com" {
+		w.t.Errorf("requireMatch with an entry: %+v %v", who, err)
+	}
+	if !strings.Contains(w.webhook.logText(), "reason=no_mapping") {
+		w.t.Errorf("the requireMatch denial reason is not logged")
+	}
+}
+
+func flip(c string) string {
+	if c == "A" {
+		return "B"
+	}
+	return "A"
+}
+
+// 6. With the webhook down kubectl gets Unauthorized promptly; restarted, it works again.
+func webhookOutage(w *world) {
+	w.stopWebhook()
+	began := time.Now()
+	if err := unauthorized(w.asUser(w.token(w.dex, "alice@example.com"), "get", "pods")); err != nil {
+		w.t.Errorf("webhook down: %v", err)
+	}
+	if took := time.Since(began); took > 30*time.Second {
+		w.t.Errorf("kubectl took %s with the webhook down", took)
+	}
+	w.startWebhook(false)
+	eventually(w.t, 20*time.Second, "login after restart", func() error {
+		_, err := w.whoami(w.token(w.dex, "alice@example.com"))
+		return err
+	})
+}
+
+// 7. The shipped manifests are accepted by this apiserver, and the webhook's RBAC lets it
+// watch exactly its ConfigMap.
+func manifests(w *world) {
+	w.kubectlAdmin("", "apply", "-k", filepath.Join(w.root, "manifests"), "--dry-run=server")
+	sa := "--as=system:serviceaccount:kube-system:oidc-authenticator"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get", "configmaps/oidc-auth"}, "yes"},
+		{[]string{"list", "configmaps/oidc-auth"}, "yes"},
+		{[]string{"watch", "configmaps/oidc-auth"}, "yes"},
+		{[]string{"create", "events"}, "yes"},
+		{[]string{"list", "configmaps"}, "no"},
+		{[]string{"get", "configmaps/kubeadm-config"}, "no"},
+		{[]string{"update", "configmaps/oidc-auth"}, "no"},
+		{[]string{"get", "secrets"}, "no"},
+		{[]string{"list", "configmaps/oidc-auth", "-n", "default"}, "no"},
+	} {
+		args := append([]string{"auth", "can-i"}, c.args...)
+		if !slices.Contains(c.args, "-n") {
+			args = append(args, "-n", "kube-system")
+		}
+		out, _ := kubectl(w.t, w.bins, w.admin, "", append(args, sa)...)
+		if got := strings.TrimSpace(out); got != c.want {
+			w.t.Errorf("can-i %s: %q, want %q", strings.Join(c.args, " "), got, c.want)
+		}
+	}
+}
+
+// webhookGet fetches a probe endpoint of the webhook.
+func (w *world) webhookGet(path string) string {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // probe only
+	resp, err := c.Get("https://127.0.0.1:" + strconv.Itoa(w.webhookPort) + path)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
