@@ -52,12 +52,24 @@ type Options struct {
 	ClientSecret       string        // static client secret; "" means "kubernetes-secret"
 	RedirectURIs       []string      // nil means ["http://127.0.0.1:8000/callback"]
 	ExtraClients       []Client      // more static clients, e.g. to mint tokens for another audience
+	GrantTypes         []string      // Dex oauth2.grantTypes; nil means DefaultGrantTypes()
 	Dir                string        // directory for config, certificates and log; "" means a new temporary one
 	Port               int           // HTTPS port on 127.0.0.1; 0 means a free one
 }
 
 // Client is an additional static OAuth2 client.
-type Client struct{ ID, Secret string }
+type Client struct {
+	ID, Secret string
+	// Public makes it a public client (RFC 6749 2.1): no secret, and any loopback redirect URI
+	// (http://127.0.0.1:PORT/...) is accepted, as for command-line tools. Dex's device flow
+	// works with public clients only.
+	Public bool
+}
+
+// DefaultGrantTypes are the grants Dex allows when Options.GrantTypes is nil.
+func DefaultGrantTypes() []string {
+	return []string{"authorization_code", "refresh_token", "password", "urn:ietf:params:oauth:grant-type:device_code"}
+}
 
 // withDefaults returns o with every zero field replaced by its default.
 func (o Options) withDefaults() Options {
@@ -79,6 +91,9 @@ func (o Options) withDefaults() Options {
 	if o.RedirectURIs == nil {
 		o.RedirectURIs = []string{"http://127.0.0.1:8000/callback"}
 	}
+	if o.GrantTypes == nil {
+		o.GrantTypes = DefaultGrantTypes()
+	}
 	return o
 }
 
@@ -88,6 +103,7 @@ type listenConfig struct {
 	address   string // host:port for web.https
 	certFile  string // serving certificate (PEM)
 	keyFile   string // serving key (PEM)
+	telemetry string // host:port of the telemetry listener (/metrics)
 }
 
 // writeConfig writes the Dex configuration for opts and l to path.
@@ -135,6 +151,10 @@ func dexConfig(opts Options, l listenConfig) (map[string]any, error) {
 		"redirectURIs": opts.RedirectURIs,
 	}}
 	for _, c := range opts.ExtraClients {
+		if c.Public {
+			clients = append(clients, map[string]any{"id": c.ID, "name": c.ID, "public": true})
+			continue
+		}
 		clients = append(clients, map[string]any{"id": c.ID, "secret": c.Secret, "name": c.ID, "redirectURIs": opts.RedirectURIs})
 	}
 	return map[string]any{
@@ -145,14 +165,10 @@ func dexConfig(opts Options, l listenConfig) (map[string]any, error) {
 			"tlsCert": l.certFile,
 			"tlsKey":  l.keyFile,
 		},
-		"logger": map[string]any{"level": "debug", "format": "text"},
+		"telemetry": map[string]any{"http": l.telemetry},
+		"logger":    map[string]any{"level": "debug", "format": "text"},
 		"oauth2": map[string]any{
-			"grantTypes": []string{
-				"authorization_code",
-				"refresh_token",
-				"password",
-				"urn:ietf:params:oauth:grant-type:device_code",
-			},
+			"grantTypes":         opts.GrantTypes,
 			"passwordConnector":  "local",
 			"skipApprovalScreen": true,
 		},

@@ -1,7 +1,9 @@
 package dex
 
 import (
+	"encoding/json"
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -127,4 +129,78 @@ func stringList(v any) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// Requests counts what Dex's telemetry counts: one password grant is one /token request.
+func TestRequestsCountsTokenEndpointHits(t *testing.T) {
+	s := StartForTest(t, Options{})
+	before, err := s.Requests(t.Context(), "/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PasswordGrant(t.Context(), "alice@example.com", "alice-password"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.Requests(t.Context(), "/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before+1 {
+		t.Errorf("/token requests went from %d to %d, want one more", before, after)
+	}
+	all, err := s.AllRequests(t.Context())
+	if err != nil || all < after {
+		t.Errorf("AllRequests = %d, %v; want at least the %d /token requests", all, err, after)
+	}
+}
+
+// GrantTypes restricts what Dex offers, in its discovery document and at its token endpoint.
+func TestGrantTypesRestrictDex(t *testing.T) {
+	s := StartForTest(t, Options{GrantTypes: []string{"authorization_code", "refresh_token"}})
+	_, err := s.PasswordGrant(t.Context(), "alice@example.com", "alice-password")
+	var grantErr *GrantError
+	if !errors.As(err, &grantErr) || grantErr.Code != "unsupported_grant_type" {
+		t.Fatalf("password grant: %v, want unsupported_grant_type", err)
+	}
+}
+
+// LogIn approves a device authorization of a public client as a person would in a browser.
+func TestLogInApprovesDeviceCode(t *testing.T) {
+	public := Client{ID: "cli", Public: true}
+	s := StartForTest(t, Options{ExtraClients: []Client{public}})
+	ctx := t.Context()
+	var auth struct {
+		DeviceCode string `json:"device_code"`
+		Complete   string `json:"verification_uri_complete"`
+	}
+	post := func(path string, form url.Values, into any) int {
+		t.Helper()
+		resp, err := s.HTTPClient().PostForm(s.IssuerURL+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if into != nil {
+			if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode
+	}
+	post("/device/code", url.Values{"client_id": {public.ID}, "scope": {"openid email"}}, &auth)
+	if _, err := s.LogIn(ctx, auth.Complete, "alice@example.com", "wrong"); err == nil || !strings.Contains(err.Error(), "Invalid") {
+		t.Fatalf("a wrong password must show Dex's error box, got %v", err)
+	}
+	page, err := s.LogIn(ctx, auth.Complete, "alice@example.com", "alice-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page, "Login Successful") {
+		t.Errorf("final page lacks Dex's success message:\n%s", page)
+	}
+	var tokens Tokens
+	code := post("/token", url.Values{"client_id": {public.ID}, "grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {auth.DeviceCode}}, &tokens)
+	if code != 200 || mustClaims(t, tokens.IDToken)["email"] != "alice@example.com" {
+		t.Fatalf("device token: HTTP %d, tokens %+v", code, tokens)
+	}
 }

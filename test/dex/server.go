@@ -37,6 +37,7 @@ type Server struct {
 	ClientID     string // ID of the static OAuth2 client
 	ClientSecret string // secret of the static OAuth2 client
 	LogFile      string // Dex's standard output and standard error
+	TelemetryURL string // http://127.0.0.1:PORT of Dex's telemetry listener (/metrics, /healthz)
 
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed once the Dex process has been reaped
@@ -104,7 +105,12 @@ func start(ctx context.Context, bin, dir string, opts Options) (*Server, error) 
 				return nil, err
 			}
 		}
+		telemetryPort, err := freePort(ctx)
+		if err != nil {
+			return nil, err
+		}
 		address := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		telemetry := net.JoinHostPort("127.0.0.1", strconv.Itoa(telemetryPort))
 		s := &Server{
 			IssuerURL:    "https://" + address + "/dex",
 			CAFile:       files.CACert(),
@@ -112,11 +118,12 @@ func start(ctx context.Context, bin, dir string, opts Options) (*Server, error) 
 			ClientID:     opts.ClientID,
 			ClientSecret: opts.ClientSecret,
 			LogFile:      filepath.Join(dir, "dex.log"),
+			TelemetryURL: "http://" + telemetry,
 			dir:          dir,
 			client:       client,
 		}
-		l := listenConfig{issuerURL: s.IssuerURL, address: address, certFile: files.ServerCert(), keyFile: files.ServerKey()}
-		err := s.launch(ctx, bin, opts, l)
+		l := listenConfig{issuerURL: s.IssuerURL, address: address, certFile: files.ServerCert(), keyFile: files.ServerKey(), telemetry: telemetry}
+		err = s.launch(ctx, bin, opts, l)
 		if err == nil {
 			return s, nil
 		}
