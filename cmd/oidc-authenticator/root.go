@@ -41,7 +41,8 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCommand(), newInitCommand(), newVerifyCommand(), newMappingCommand(), newVersionCommand())
+	root.AddCommand(newServerCommand(), newInitCommand(), newVerifyCommand(), newMappingCommand(),
+		newTokenCommand(), newVersionCommand())
 	return root
 }
 
