@@ -42,7 +42,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCommand(), newInitCommand(), newVerifyCommand(), newMappingCommand(),
-		newTokenCommand(), newVersionCommand())
+		newTokenCommand(), newKubeconfigCommand(), newVersionCommand())
 	return root
 }
 
