@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -37,6 +39,7 @@ var scenarios = []struct {
 	{"4 denials reach kubectl as Unauthorized", denials},
 	{"6 webhook stopped and restarted", webhookOutage},
 	{"7 manifests: server dry-run and least-privilege RBAC", manifests},
+	{"8 kubectl configured by oidc-authenticator kubeconfig logs in itself", execPlugin},
 }
 
 // 1. The users' guides' flow: an id_token from the password grant, used as a bearer token.
@@ -243,6 +246,58 @@ func manifests(w *world) {
 		if got := strings.TrimSpace(out); got != c.want {
 			w.t.Errorf("can-i %s: %q, want %q", strings.Join(c.args, " "), got, c.want)
 		}
+	}
+}
+
+// 8. The user's side: `oidc-authenticator kubeconfig` writes an exec stanza into kubectl's
+// kubeconfig; kubectl runs `oidc-authenticator token`, which logs in with the password grant
+// (the password in the stanza's OIDC_PASSWORD) and caches the id_token. No token is pasted
+// anywhere, and the second kubectl reuses the cached one.
+func execPlugin(w *world) {
+	dir := filepath.Join(w.dir, w.version, "plugin")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		w.t.Fatal(err)
+	}
+	config, cache := filepath.Join(dir, "kubeconfig"), filepath.Join(dir, "token-cache")
+	base, err := os.ReadFile(w.user) // cluster and context "e2e", a user without credentials
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(config, base, 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	out, err := exec.Command(w.bins.authenticator, "kubeconfig", "--kubeconfig", config, "--user", "alice-oidc", "--context", "e2e",
+		"--issuer-url", w.dex.IssuerURL, "--client-id", w.dex.ClientID, "--client-secret", w.dex.ClientSecret,
+		"--certificate-authority", w.dex.CAFile, "--token-cache-dir", cache,
+		"--grant-type", "password", "--username", "alice@example.com", "--password", "alice-password").CombinedOutput()
+	if err != nil {
+		w.t.Fatalf("oidc-authenticator kubeconfig: %v\n%s", err, out)
+	}
+	for i := range 2 {
+		eventually(w.t, 20*time.Second, fmt.Sprintf("kubectl auth whoami through the plugin (run %d)", i+1), func() error {
+			out, err := kubectl(w.t, w.bins, config, "", "auth", "whoami", "-o", "json")
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			who, err := parseWhoami(out)
+			if err != nil {
+				return err
+			}
+			if who.Username != "alice@example.com" || !slices.Contains(who.Groups, "e2e-admins") {
+				return fmt.Errorf("whoami %+v, want alice@example.com with her mapped group e2e-admins", who)
+			}
+			return nil
+		})
+	}
+	written, err := os.ReadFile(config)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if strings.Contains(string(written), "eyJ") {
+		w.t.Errorf("a token was written into the kubeconfig:\n%s", written)
+	}
+	if cached, _ := filepath.Glob(filepath.Join(cache, "*.json")); len(cached) != 1 {
+		w.t.Errorf("token cache files %q, want one", cached)
 	}
 }
 

@@ -141,6 +141,11 @@ func (w *world) whoami(token string) (whoami, error) {
 	if err != nil {
 		return whoami{}, fmt.Errorf("%v: %s", err, out)
 	}
+	return parseWhoami(out)
+}
+
+// parseWhoami decodes the output of kubectl auth whoami -o json.
+func parseWhoami(out string) (whoami, error) {
 	var r struct {
 		Status struct {
 			UserInfo struct {
