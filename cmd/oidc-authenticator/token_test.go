@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -390,6 +392,38 @@ func TestTokenAuthorizationCode(t *testing.T) {
 	// The refresh token was cached: the next run needs no browser.
 	if again, stderr, err := runToken(t, d.publicArgs("--grant-type", "authcode", "--force-refresh")...); err != nil || again == stdout {
 		t.Errorf("refresh after the authorization code flow: %v %s", err, stderr)
+	}
+}
+
+// The loopback server ignores a redirect that does not carry the login's state, and reports an
+// error the issuer redirects with, in the browser and on the command line.
+func TestTokenAuthorizationCodeRedirects(t *testing.T) {
+	d := startIssuer(t, dex.Options{})
+	stderr, wait := startToken(d.publicArgs("--grant-type", "authcode")...)
+	authURL, err := url.Parse(stderr.find(t, regexp.MustCompile(`^\s+(https://\S+)$`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	redirect := authURL.Query().Get("redirect_uri")
+	get := func(query url.Values) (int, string) {
+		t.Helper()
+		resp, err := http.Get(redirect + "?" + query.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(url.Values{"state": {"forged"}, "code": {"stolen"}}); code != http.StatusBadRequest || !strings.Contains(body, "state does not match") {
+		t.Errorf("a redirect with another state: HTTP %d %s", code, body)
+	}
+	code, body := get(url.Values{"state": {authURL.Query().Get("state")}, "error": {"access_denied"}, "error_description": {"the user said no"}})
+	if code != http.StatusUnauthorized || !strings.Contains(body, "Login failed") || !strings.Contains(body, "the user said no") {
+		t.Errorf("a redirect with an error: HTTP %d %s", code, body)
+	}
+	if _, err := wait(); err == nil || !strings.Contains(err.Error(), "the login in the browser failed: the issuer answered access_denied: the user said no") {
+		t.Errorf("the command's error: %v", err)
 	}
 }
 

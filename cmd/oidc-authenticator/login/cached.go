@@ -27,6 +27,8 @@ type cachedToken struct {
 	issuedAt, expiry  time.Time
 }
 
+func (c cachedToken) token() Token { return Token{IDToken: c.raw, Expiry: c.expiry} }
+
 // cached reads the entry of key. When the id_token cannot be read, the error says why and the
 // refresh token, if any, is still returned.
 func cached(ctx context.Context, cfg provider.Config, cache tokencache.Dir, key tokencache.Key) (cachedToken, error) {

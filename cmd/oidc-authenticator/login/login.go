@@ -64,11 +64,17 @@ func Login(ctx context.Context, o Options) (Token, error) {
 	if err := checkGrantType(o.GrantType); err != nil {
 		return Token{}, err
 	}
+	if o.CacheDir == "" {
+		return Token{}, errors.New("no token cache directory: pass --token-cache-dir")
+	}
+	if o.Messages == nil {
+		o.Messages = io.Discard
+	}
 	key := tokencache.Key{IssuerURL: o.Provider.IssuerURL, ClientID: o.Provider.ClientID, Scopes: o.Provider.Scopes, Username: o.Username}
 	cache := tokencache.Dir(o.CacheDir)
 	if !o.ForceRefresh {
 		if tok, err := cached(ctx, o.Provider, cache, key); err == nil && fresh(tok, time.Now()) {
-			return Token{IDToken: tok.raw, Expiry: tok.expiry}, nil
+			return tok.token(), nil
 		}
 	}
 
@@ -85,7 +91,7 @@ func Login(ctx context.Context, o Options) (Token, error) {
 		fmt.Fprintf(o.Messages, "Ignoring the cached token: %v\n", err)
 	}
 	if err == nil && !o.ForceRefresh && fresh(tok, time.Now()) {
-		return Token{IDToken: tok.raw, Expiry: tok.expiry}, nil
+		return tok.token(), nil
 	}
 
 	p, err := provider.Discover(ctx, o.Provider)

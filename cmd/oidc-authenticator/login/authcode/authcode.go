@@ -85,13 +85,13 @@ func (f Flow) Login(ctx context.Context, p *provider.Provider) (*oauth2.Token, e
 		return nil, fmt.Errorf("no login in the browser: %w", ctx.Err())
 	case cb = <-callbacks:
 	}
-	tok, err := f.exchange(ctx, p, cfg, cb, verifier, nonce)
+	tok, err := exchange(ctx, p, cfg, cb, verifier, nonce)
 	cb.done <- err // the browser shows the outcome
 	return tok, err
 }
 
 // exchange trades the code the redirect brought for tokens and checks the id_token.
-func (f Flow) exchange(ctx context.Context, p *provider.Provider, cfg oauth2.Config, cb callback, verifier, nonce string) (*oauth2.Token, error) {
+func exchange(ctx context.Context, p *provider.Provider, cfg oauth2.Config, cb callback, verifier, nonce string) (*oauth2.Token, error) {
 	if cb.err != nil {
 		return nil, cb.err
 	}
