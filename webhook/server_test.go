@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,9 +42,16 @@ type fixture struct {
 	client *http.Client // presents the kube-apiserver client certificate
 	anon   *http.Client // trusts the server, presents no certificate
 	logs   *bytes.Buffer
+	// shutdown does what SIGTERM does: stops accepting, drains, and returns Serve's error.
+	shutdown func() error
 }
 
 func serve(t *testing.T, requireClientCert bool) *fixture {
+	t.Helper()
+	return serveWith(t, requireClientCert, fakeAuth{})
+}
+
+func serveWith(t *testing.T, requireClientCert bool, auth webhook.Authenticator) *fixture {
 	t.Helper()
 	files := pki.Files{Dir: t.TempDir()}
 	if _, err := pki.Ensure(files, pki.Options{}); err != nil {
@@ -63,7 +71,7 @@ func serve(t *testing.T, requireClientCert bool) *fixture {
 	}
 	logs := &bytes.Buffer{}
 	srv, err := webhook.New(webhook.Options{
-		Authenticator: fakeAuth{}, Metrics: metrics.New(), TLS: tlsCfg, RequireClientCert: requireClientCert,
+		Authenticator: auth, Metrics: metrics.New(), TLS: tlsCfg, RequireClientCert: requireClientCert,
 		Logger: slogTo(logs),
 		Readiness: func() []webhook.CheckResult {
 			return []webhook.CheckResult{{Name: "issuer https://a", OK: true, Detail: "discovered"}, {Name: "issuer https://b", OK: false, Detail: "down", Informational: true}}
@@ -79,9 +87,12 @@ func serve(t *testing.T, requireClientCert bool) *fixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
+	shutdown := sync.OnceValue(func() error {
 		cancel()
-		if err := <-done; err != nil {
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := shutdown(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
@@ -95,7 +106,7 @@ func serve(t *testing.T, requireClientCert bool) *fixture {
 	mk := func(certs []tls.Certificate) *http.Client {
 		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}}}
 	}
-	return &fixture{url: "https://" + ln.Addr().String(), client: mk([]tls.Certificate{clientCert}), anon: mk(nil), logs: logs}
+	return &fixture{url: "https://" + ln.Addr().String(), client: mk([]tls.Certificate{clientCert}), anon: mk(nil), logs: logs, shutdown: shutdown}
 }
 
 func (f *fixture) post(t *testing.T, c *http.Client, body string) (int, map[string]any) {
