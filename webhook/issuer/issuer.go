@@ -67,8 +67,9 @@ type Issuer struct {
 
 	verifier atomic.Pointer[oidc.IDTokenVerifier]
 
-	mu     sync.Mutex
-	status Status
+	mu            sync.Mutex
+	status        Status
+	keysForStatus *keySet // keys, once discovered, for Status
 }
 
 // New prepares an issuer; nothing is fetched until Run.
@@ -110,12 +111,26 @@ func httpClient(caPEM string, timeout time.Duration) (*http.Client, error) {
 // URL is the issuer URL tokens must carry in iss.
 func (i *Issuer) URL() string { return i.cfg.Issuer.URL }
 
-// Status reports whether the issuer can verify tokens, and if not, why.
+// Status reports whether the issuer can verify tokens, and if not, why. A ready issuer whose
+// keys can no longer be refreshed stays ready (tokens signed by the keys it has keep
+// verifying) and says so.
 func (i *Issuer) Status() Status {
 	i.mu.Lock()
-	defer i.mu.Unlock()
-	return i.status
+	st, keys := i.status, i.keysForStatus
+	i.mu.Unlock()
+	if !st.Ready || keys == nil {
+		return st
+	}
+	h := keys.state()
+	st.Message = fmt.Sprintf("%d signing keys from %s, fetched at %s", h.keys, keys.url, stamp(h.lastOK))
+	if h.failures > 0 {
+		st.Message += fmt.Sprintf("; refreshing them failed %d times since (last: %v): tokens signed by a key not yet seen are undecided; next attempt not before %s",
+			h.failures, h.lastErr, stamp(h.next))
+	}
+	return st
 }
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func (i *Issuer) setStatus(ready bool, msg string) {
 	i.mu.Lock()
@@ -191,12 +206,15 @@ func (i *Issuer) discover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	i.mu.Lock()
+	i.keysForStatus = i.keys
+	i.mu.Unlock()
 	i.verifier.Store(oidc.NewVerifier(i.URL(), i.keys, &oidc.Config{
 		SkipClientIDCheck:    true, // audiences are matched below, per audienceMatchPolicy
 		SupportedSigningAlgs: algorithmNames(),
 		Now:                  i.opts.Now,
 	}))
-	i.setStatus(true, fmt.Sprintf("discovered; %d signing keys from %s", n, doc.JWKSURI))
+	i.setStatus(true, fmt.Sprintf("%d signing keys from %s", n, doc.JWKSURI))
 	return nil
 }
 

@@ -40,8 +40,43 @@ type keySet struct {
 	flight singleflight.Group
 
 	mu        sync.Mutex
-	lastFetch time.Time
-	deferred  bool // a fetch is scheduled for the end of the current interval
+	lastFetch time.Time // the last attempt, successful or not
+	deferred  bool      // a fetch is scheduled for the end of the current interval
+	health    keyHealth
+}
+
+// maxRefreshBackoff caps the wait between fetches while the issuer keeps failing.
+const maxRefreshBackoff = 5 * time.Minute
+
+// keyHealth is what the last fetches of a key set found, for /readyz?verbose.
+type keyHealth struct {
+	keys     int       // keys in use
+	lastOK   time.Time // when they were fetched
+	failures int       // consecutive failed fetches since then
+	lastErr  error     // the newest failure
+	next     time.Time // no fetch before this
+}
+
+// interval is the least time between two fetches: minInterval while the issuer answers,
+// doubling with each consecutive failure up to maxRefreshBackoff. Callers hold mu.
+func (k *keySet) interval() time.Duration {
+	d := k.minInterval
+	for range min(k.health.failures, 16) {
+		d *= 2
+		if d >= maxRefreshBackoff {
+			return max(maxRefreshBackoff, k.minInterval)
+		}
+	}
+	return d
+}
+
+// state reports the key set's health.
+func (k *keySet) state() keyHealth {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	h := k.health
+	h.next = k.lastFetch.Add(k.interval())
+	return h
 }
 
 // verifyState carries the key set's precise verdict past go-oidc, which flattens the
@@ -117,17 +152,21 @@ func (k *keySet) current() []jose.JSONWebKey {
 // refresh fetches the key set now if the last fetch is older than minInterval, and reports
 // whether it did. Otherwise it schedules one fetch for the end of the interval, so that a
 // key the issuer has just added is still picked up in time.
+//
+// The interval grows while the issuer fails (see interval), so an issuer that is down is not
+// hammered; the keys already fetched keep verifying tokens meanwhile.
 func (k *keySet) refresh(ctx context.Context) (bool, error) {
 	k.mu.Lock()
-	wait := k.lastFetch.Add(k.minInterval).Sub(k.now())
+	wait := k.lastFetch.Add(k.interval()).Sub(k.now())
 	if wait > 0 {
 		if !k.deferred {
 			k.deferred = true
 			time.AfterFunc(wait, func() {
-				_, _ = k.fetch(context.Background())
 				k.mu.Lock()
 				k.deferred = false
+				k.lastFetch = k.now() // this fetch opens the next interval
 				k.mu.Unlock()
+				_, _ = k.fetch(context.Background())
 			})
 		}
 		k.mu.Unlock()
@@ -141,10 +180,12 @@ func (k *keySet) refresh(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// fetch downloads the key set; concurrent callers share one request.
+// fetch downloads the key set; concurrent callers share one request. A failed fetch keeps the
+// keys in use.
 func (k *keySet) fetch(ctx context.Context) (int, error) {
 	v, err, _ := k.flight.Do("", func() (any, error) {
 		keys, err := k.download(context.WithoutCancel(ctx))
+		k.record(len(keys), err)
 		if k.onFetch != nil {
 			k.onFetch(len(keys), err)
 		}
@@ -205,6 +246,17 @@ func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
 		return nil, fmt.Errorf("the key set has no usable signing key")
 	}
 	return keys, nil
+}
+
+func (k *keySet) record(keys int, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err != nil {
+		k.health.failures++
+		k.health.lastErr = err
+		return
+	}
+	k.health = keyHealth{keys: keys, lastOK: k.now()}
 }
 
 // prime fetches the key set unconditionally, for the first load and its retries.

@@ -26,6 +26,8 @@ type Metrics struct {
 	JWKSFetches *prometheus.CounterVec
 	// DiscoveryFetches counts discovery document fetches by issuer and result.
 	DiscoveryFetches *prometheus.CounterVec
+	// JWKSLastSuccess is when an issuer's keys were last fetched successfully.
+	JWKSLastSuccess *prometheus.GaugeVec
 	// IssuerReadiness is 1 when an issuer's discovery succeeded and its keys are known.
 	IssuerReadiness *prometheus.GaugeVec
 	// MappingReloads counts identity mapping reloads by result (success, rejected, deleted).
@@ -60,6 +62,10 @@ func New() *Metrics {
 			Namespace: namespace, Name: "discovery_fetches_total",
 			Help: "OpenID discovery document fetches by issuer and result.",
 		}, []string{"issuer", "result"}),
+		JWKSLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "jwks_last_success_timestamp_seconds",
+			Help: "Unix time of the last successful JSON Web Key Set fetch, by issuer: a stale value while jwks_fetches_total{result=\"failure\"} grows means the issuer's keys cannot be refreshed.",
+		}, []string{"issuer"}),
 		IssuerReadiness: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "issuer_ready",
 			Help: "1 when the issuer's discovery document and keys are loaded, else 0.",
@@ -69,7 +75,7 @@ func New() *Metrics {
 			Help: "Identity mapping reloads by result (success, rejected, deleted).",
 		}, []string{"result"}),
 	}
-	r.MustRegister(m.Requests, m.Duration, m.CacheRequests, m.JWKSFetches, m.DiscoveryFetches, m.IssuerReadiness, m.MappingReloads)
+	r.MustRegister(m.Requests, m.Duration, m.CacheRequests, m.JWKSFetches, m.JWKSLastSuccess, m.DiscoveryFetches, m.IssuerReadiness, m.MappingReloads)
 	return m
 }
 

@@ -17,9 +17,12 @@ func (m *Metrics) DiscoveryFetched(issuer string, err error) {
 	m.DiscoveryFetches.WithLabelValues(issuer, outcome(err)).Inc()
 }
 
-// KeysFetched counts a JWKS fetch.
+// KeysFetched counts a JWKS fetch, and notes when one succeeded.
 func (m *Metrics) KeysFetched(issuer string, _ int, err error) {
 	m.JWKSFetches.WithLabelValues(issuer, outcome(err)).Inc()
+	if err == nil {
+		m.JWKSLastSuccess.WithLabelValues(issuer).SetToCurrentTime()
+	}
 }
 
 // IssuerReady records whether an issuer can verify tokens.
