@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -39,6 +40,9 @@ type Options struct {
 	// RequireClientCert refuses /authenticate to callers without a verified client cert.
 	// TLS.ClientCAs must then be set.
 	RequireClientCert bool
+	// Profiling serves Go's profiles under /debug/pprof/ (off by default, as in kube-apiserver
+	// with --profiling=false): they reveal no token, but cost CPU while they are taken.
+	Profiling bool
 }
 
 // Server is the HTTPS webhook.
@@ -86,6 +90,11 @@ func New(opts Options) (*Server, error) {
 	e.GET("/readyz", s.readyz)
 	if s.metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	}
+	if opts.Profiling {
+		e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+		e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+		e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
 	}
 	return s, nil
 }

@@ -12,6 +12,7 @@ func newServerCommand() *cobra.Command {
 		configFile string
 		address    string
 		kubeconfig string
+		profiling  bool
 		logs       logFlags
 	)
 	cmd := &cobra.Command{
@@ -33,7 +34,7 @@ func newServerCommand() *cobra.Command {
 					return errs.ToAggregate()
 				}
 			}
-			svc, err := service.New(cfg, service.Options{Logger: log, Kubeconfig: kubeconfig})
+			svc, err := service.New(cfg, service.Options{Logger: log, Kubeconfig: kubeconfig, Profiling: profiling})
 			if err != nil {
 				return err
 			}
@@ -47,6 +48,7 @@ func newServerCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (AuthenticatorConfiguration YAML)")
 	cmd.Flags().StringVar(&address, "address", "", "host:port to listen on (overrides server.address)")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for watching mapping.configMap (default: the pod's service account)")
+	cmd.Flags().BoolVar(&profiling, "profiling", false, "serve Go's CPU and heap profiles under /debug/pprof/ (for performance work; off in production)")
 	logs.register(cmd)
 	_ = cmd.MarkFlagRequired("config")
 	return cmd

@@ -27,11 +27,14 @@ type Options struct {
 	// Kubeconfig reaches the Kubernetes API for mapping.configMap; "" means the pod's
 	// service account.
 	Kubeconfig string
+	// Profiling serves Go's profiles under /debug/pprof/.
+	Profiling bool
 }
 
 // Service is a configured, not yet running webhook.
 type Service struct {
 	cfg     *config.Configuration
+	opts    Options
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	issuers []*issuer.Issuer
@@ -45,7 +48,7 @@ func New(cfg *config.Configuration, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, log: opts.Logger, metrics: metrics.New()}
+	s := &Service{cfg: cfg, opts: opts, log: opts.Logger, metrics: metrics.New()}
 	io := opts.Issuer
 	io.Logger, io.Observer = opts.Logger, s.metrics
 	verifiers := make(map[string]authn.Verifier, len(cfg.JWT))
@@ -108,6 +111,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Readiness:         s.readiness,
 		TLS:               tlsConfig,
 		RequireClientCert: s.cfg.Server.ClientCAFile != "",
+		Profiling:         s.opts.Profiling,
 	})
 	if err != nil {
 		return err
