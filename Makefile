@@ -11,7 +11,7 @@ K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) -X k8s
 # kubectl from PATH when there is one, else built from the same Kubernetes release.
 KUBECTL  ?= $(shell command -v kubectl 2>/dev/null || echo $(CURDIR)/$(BIN)/kubectl)
 
-.PHONY: all build test dex demo lint fuzz e2e etcd kube-apiserver kubectl clean
+.PHONY: all build test dex demo lint fuzz bench e2e etcd kube-apiserver kubectl clean
 
 all: build
 
@@ -53,10 +53,20 @@ etcd:
 e2e: build $(DEX) $(APISERVER) etcd kubectl
 	DEX_BIN=$(CURDIR)/$(DEX) KUBECTL_BIN=$(KUBECTL) $(GO) test -tags e2e -count=1 -v -timeout 25m ./test/e2e
 
-## fuzz: run each fuzz target for a bounded time
+## fuzz: run each fuzz target for a bounded time: the TokenReview decoder, the JWT pre-parser, the mapping parsers
 FUZZTIME ?= 20s
+FUZZ_TARGETS := FuzzDecodeReview:./webhook/ FuzzParseUnverified:./webhook/authn/ FuzzParse:./mapping/ FuzzParseManifest:./mapping/
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseUnverified$$' -fuzztime $(FUZZTIME) ./webhook/authn/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; \
+	done
+
+## bench: oidc-authenticator beside the ceiling and kube-apiserver's own authenticator (docs/performance.md)
+BENCH_FLAGS ?=
+bench: build
+	cd test/bench && $(GO) build -o $(CURDIR)/$(BIN)/bench .
+	$(BIN)/bench -authenticator $(BIN)/oidc-authenticator $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)
