@@ -1,0 +1,70 @@
+// Command bench measures oidc-authenticator against the most any webhook can do on this
+// machine (the ceiling) and against kube-apiserver's own JWT authenticator served as a webhook
+// (the reference peer), side by side in one run: requests per second, latency percentiles,
+// server CPU per request, server memory and JWKS fetches, for each workload. It runs every
+// server as a process of its own on loopback, stops them all, and stops by itself.
+//
+//	make bench                 # the full run recorded in docs/performance.md
+//	make bench BENCH_FLAGS=-short
+//
+// It lives in a module of its own so that the product's go.mod does not carry k8s.io/apiserver.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		if err := serve(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.StringVar(&o.authenticator, "authenticator", "bin/oidc-authenticator", "the oidc-authenticator binary under test")
+	flag.IntVar(&o.workers, "workers", 8, "concurrent requests")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each time-bounded workload")
+	flag.IntVar(&o.tokens, "tokens", 100_000, "distinct valid tokens per cold workload (RS256 and ES256); the memory figure is read after them")
+	flag.BoolVar(&o.short, "short", false, "a quick run that checks the harness: 2s workloads, 5,000 tokens")
+	flag.StringVar(&o.only, "only", "", "run only the workload whose name starts with this")
+	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of oidc-authenticator per workload into this directory (its --profiling endpoint)")
+	flag.Parse()
+	if o.short {
+		o.duration, o.tokens = 2*time.Second, 5_000
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	authenticator string
+	workers       int
+	duration      time.Duration
+	tokens        int
+	short         bool
+	only          string
+	profile       string
+}
+
+// serve runs one of the reference servers: `bench serve ceiling|peer ADDR CERT KEY [ISSUER CA]`.
+func serve(args []string) error {
+	switch {
+	case len(args) == 4 && args[0] == "ceiling":
+		return serveCeiling(args[1], args[2], args[3])
+	case len(args) == 6 && args[0] == "peer":
+		return servePeer(args[1], args[2], args[3], args[4], args[5])
+	}
+	return fmt.Errorf("want: serve ceiling ADDR CERT KEY | serve peer ADDR CERT KEY ISSUER CA_FILE")
+}
