@@ -25,6 +25,13 @@ type Mapper interface {
 	Map(ctx context.Context, id *Identity) (User, error)
 }
 
+// UserValidator judges the final user of one issuer's tokens, after the identity mapping:
+// kube-apiserver's userValidationRules.
+type UserValidator interface {
+	// ValidateUser returns a *Denial when u breaks a rule.
+	ValidateUser(ctx context.Context, u User) error
+}
+
 // CacheObserver is told about cache lookups; metrics implement it.
 type CacheObserver interface{ CacheLookup(hit bool) }
 
@@ -39,6 +46,9 @@ type Options struct {
 	Now func() time.Time
 	// Observer, if set, is told about cache hits and misses.
 	Observer CacheObserver
+	// UserValidators, by issuer URL, judge the final user of the issuers that have
+	// userValidationRules; issuers without rules are absent.
+	UserValidators map[string]UserValidator
 }
 
 // Authenticator answers "who holds this token?".
@@ -76,7 +86,8 @@ func New(issuers map[string]Verifier, mapper Mapper, opts Options) (*Authenticat
 	return a, nil
 }
 
-// Authenticate verifies raw and maps its identity. Errors are *Denial values.
+// Authenticate verifies raw, maps its identity, then lets the issuer's user validation rules
+// judge the final user. Errors are *Denial values.
 func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Result, error) {
 	id, cached, err := a.verify(ctx, raw)
 	if err != nil {
@@ -89,6 +100,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Result, e
 			return res, AsDenial(err)
 		}
 		res.User = u
+	}
+	if len(a.opts.UserValidators) > 0 {
+		if v := a.opts.UserValidators[id.Issuer]; v != nil {
+			if err := v.ValidateUser(ctx, res.User); err != nil {
+				return res, AsDenial(err)
+			}
+		}
 	}
 	return res, nil
 }

@@ -28,6 +28,8 @@ const (
 	ReasonReservedUsername Reason = "reserved_username"
 	ReasonGroups           Reason = "invalid_groups"
 	ReasonUID              Reason = "invalid_uid"
+	ReasonExtra            Reason = "invalid_extra"
+	ReasonUserRule         Reason = "user_rule_failed"
 	ReasonNoMapping        Reason = "no_mapping"
 	ReasonMapping          Reason = "mapping_failed"
 	ReasonMappingPending   Reason = "mapping_not_loaded"

@@ -65,7 +65,6 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"username prefix missing", r(`username: {claim: email, prefix: ""}`, `username: {claim: email}`), "jwt[0].claimMappings.username.prefix: Required"},
 		{"username claim missing", r(`username: {claim: email, prefix: ""}`, `username: {prefix: ""}`), "jwt[0].claimMappings.username.claim: Required"},
 		{"groups prefix missing", r(`groups: {claim: groups, prefix: "oidc:"}`, `groups: {claim: groups}`), "jwt[0].claimMappings.groups.prefix: Required"},
-		{"expression not supported yet", r(`username: {claim: email, prefix: ""}`, `username: {expression: "claims.email"}`), "not supported yet"},
 		{"rule without claim", r("claimMappings:", "claimValidationRules:\n  - requiredValue: x\n  claimMappings:"), "jwt[0].claimValidationRules[0].claim"},
 		{"rule message with claim", r("claimMappings:", "claimValidationRules:\n  - {claim: hd, requiredValue: x, message: m}\n  claimMappings:"), "claimValidationRules[0].message"},
 		{"duplicate rule", r("claimMappings:", "claimValidationRules:\n  - {claim: hd, requiredValue: x}\n  - {claim: hd, requiredValue: y}\n  claimMappings:"), "claimValidationRules[1].claim: Duplicate"},

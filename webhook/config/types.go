@@ -73,6 +73,11 @@ type JWTAuthenticator struct {
 	ClaimValidationRules []ClaimValidationRule `json:"claimValidationRules,omitempty"`
 	ClaimMappings        ClaimMappings         `json:"claimMappings"`
 	UserValidationRules  []UserValidationRule  `json:"userValidationRules,omitempty"`
+
+	// Expressions are the entry's CEL expressions, compiled by Validate (or
+	// ValidateJWTAuthenticator); nil when the entry has none. They are never read from the
+	// file. Validate again after changing the entry.
+	Expressions *Expressions `json:"-"`
 }
 
 // Issuer says whom to trust and for which audiences.

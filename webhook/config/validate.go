@@ -14,9 +14,9 @@ import (
 // MaxIssuers is the most jwt[] entries accepted, as in kube-apiserver.
 const MaxIssuers = 64
 
-const notSupported = "CEL expressions are not supported yet; use claim"
-
 // Validate checks the whole configuration and returns every problem, each naming its field.
+// It compiles the CEL expressions of each jwt[] entry into the entry's Expressions: a
+// compile or type error is a problem naming the field and the expression.
 func (c *Configuration) Validate() field.ErrorList {
 	var errs field.ErrorList
 	if c.APIVersion != APIVersion {
@@ -55,28 +55,55 @@ func validateJWT(jwts []JWTAuthenticator, p *field.Path) field.ErrorList {
 		errs = append(errs, field.TooMany(p, len(jwts), MaxIssuers))
 	}
 	seenURL, seenDiscovery := sets.New[string](), sets.New[string]()
-	for i, j := range jwts {
-		jp := p.Index(i)
-		errs = append(errs, validateIssuer(j.Issuer, jp.Child("issuer"), seenURL, seenDiscovery)...)
-		errs = append(errs, validateClaimRules(j.ClaimValidationRules, jp.Child("claimValidationRules"))...)
-		errs = append(errs, validateClaimMappings(j.ClaimMappings, jp.Child("claimMappings"))...)
-		for k := range j.UserValidationRules {
-			errs = append(errs, field.Forbidden(jp.Child("userValidationRules").Index(k), notSupported))
+	var cs compilers
+	for i := range jwts {
+		j, jp := &jwts[i], p.Index(i)
+		errs = append(errs, validateJWTAuthenticator(j, jp, &cs)...)
+		ip := jp.Child("issuer")
+		if j.Issuer.URL != "" {
+			if seenURL.Has(j.Issuer.URL) {
+				errs = append(errs, field.Duplicate(ip.Child("url"), j.Issuer.URL))
+			}
+			seenURL.Insert(j.Issuer.URL)
+		}
+		if j.Issuer.DiscoveryURL != "" {
+			if seenDiscovery.Has(j.Issuer.DiscoveryURL) {
+				errs = append(errs, field.Duplicate(ip.Child("discoveryURL"), j.Issuer.DiscoveryURL))
+			}
+			seenDiscovery.Insert(j.Issuer.DiscoveryURL)
 		}
 	}
 	return errs
 }
 
-func validateIssuer(is Issuer, p *field.Path, seenURL, seenDiscovery sets.Set[string]) field.ErrorList {
+// ValidateJWTAuthenticator checks one jwt[] entry on its own (Validate also checks that
+// issuer URLs are unique across entries) and compiles its CEL expressions into
+// j.Expressions. p is where the entry is, e.g. jwt[0]; errors name the field under it.
+func ValidateJWTAuthenticator(j *JWTAuthenticator, p *field.Path) field.ErrorList {
+	var cs compilers
+	return validateJWTAuthenticator(j, p, &cs)
+}
+
+func validateJWTAuthenticator(j *JWTAuthenticator, p *field.Path, cs *compilers) field.ErrorList {
+	var errs field.ErrorList
+	x := &Expressions{}
+	errs = append(errs, validateIssuer(j.Issuer, p.Child("issuer"))...)
+	errs = append(errs, validateClaimRules(j.ClaimValidationRules, p.Child("claimValidationRules"), cs, x)...)
+	errs = append(errs, validateClaimMappings(j.ClaimMappings, p.Child("claimMappings"), cs, x)...)
+	errs = append(errs, validateUserRules(j.UserValidationRules, p.Child("userValidationRules"), cs, x)...)
+	j.Expressions = nil
+	if len(errs) == 0 && !x.empty() {
+		j.Expressions = x
+	}
+	return errs
+}
+
+func validateIssuer(is Issuer, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if is.URL == "" {
 		errs = append(errs, field.Required(p.Child("url"), ""))
 	} else {
 		errs = append(errs, validateHTTPSURL(is.URL, p.Child("url"))...)
-		if seenURL.Has(is.URL) {
-			errs = append(errs, field.Duplicate(p.Child("url"), is.URL))
-		}
-		seenURL.Insert(is.URL)
 	}
 	if is.DiscoveryURL != "" {
 		dp := p.Child("discoveryURL")
@@ -84,10 +111,6 @@ func validateIssuer(is Issuer, p *field.Path, seenURL, seenDiscovery sets.Set[st
 		if strings.TrimRight(is.DiscoveryURL, "/") == strings.TrimRight(is.URL, "/") {
 			errs = append(errs, field.Invalid(dp, is.DiscoveryURL, "must differ from issuer.url; leave it empty to use the issuer's own discovery document"))
 		}
-		if seenDiscovery.Has(is.DiscoveryURL) {
-			errs = append(errs, field.Duplicate(dp, is.DiscoveryURL))
-		}
-		seenDiscovery.Insert(is.DiscoveryURL)
 	}
 	ap := p.Child("audiences")
 	if len(is.Audiences) == 0 {
@@ -138,55 +161,6 @@ func validateHTTPSURL(raw string, p *field.Path) field.ErrorList {
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		errs = append(errs, field.Invalid(p, raw, "must not contain a fragment"))
-	}
-	return errs
-}
-
-func validateClaimRules(rules []ClaimValidationRule, p *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	seen := sets.New[string]()
-	for i, r := range rules {
-		rp := p.Index(i)
-		switch {
-		case r.Expression != "":
-			errs = append(errs, field.Forbidden(rp.Child("expression"), notSupported))
-		case r.Claim == "":
-			errs = append(errs, field.Required(rp.Child("claim"), "claim is required"))
-		case r.Message != "":
-			errs = append(errs, field.Invalid(rp.Child("message"), r.Message, "may only be set with expression"))
-		case seen.Has(r.Claim):
-			errs = append(errs, field.Duplicate(rp.Child("claim"), r.Claim))
-		}
-		seen.Insert(r.Claim)
-	}
-	return errs
-}
-
-func validateClaimMappings(m ClaimMappings, p *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	up := p.Child("username")
-	switch {
-	case m.Username.Expression != "":
-		errs = append(errs, field.Forbidden(up.Child("expression"), notSupported))
-	case m.Username.Claim == "":
-		errs = append(errs, field.Required(up.Child("claim"), "the claim that holds the username, e.g. email or sub"))
-	case m.Username.Prefix == nil:
-		errs = append(errs, field.Required(up.Child("prefix"), `required when claim is set; use "" for no prefix`))
-	}
-	gp := p.Child("groups")
-	switch {
-	case m.Groups.Expression != "":
-		errs = append(errs, field.Forbidden(gp.Child("expression"), notSupported))
-	case m.Groups.Claim != "" && m.Groups.Prefix == nil:
-		errs = append(errs, field.Required(gp.Child("prefix"), `required when claim is set; use "" for no prefix`))
-	case m.Groups.Claim == "" && m.Groups.Prefix != nil:
-		errs = append(errs, field.Invalid(gp.Child("prefix"), *m.Groups.Prefix, "may only be set with claim"))
-	}
-	if m.UID.Expression != "" {
-		errs = append(errs, field.Forbidden(p.Child("uid", "expression"), notSupported))
-	}
-	for i := range m.Extra {
-		errs = append(errs, field.Forbidden(p.Child("extra").Index(i), notSupported))
 	}
 	return errs
 }

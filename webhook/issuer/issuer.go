@@ -86,6 +86,10 @@ func New(cfg config.JWTAuthenticator, opts Options) (*Issuer, error) {
 	if opts.HTTPTimeout <= 0 {
 		opts.HTTPTimeout = DefaultHTTPTimeout
 	}
+	if cfg.WritesExpressions() && cfg.Expressions == nil {
+		// Never serve with rules that would be skipped: validation compiles them.
+		return nil, fmt.Errorf("issuer %s: its CEL expressions are not compiled; validate the configuration first", cfg.Issuer.URL)
+	}
 	client, err := httpClient(cfg.Issuer.CertificateAuthority, opts.HTTPTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s: %w", cfg.Issuer.URL, err)

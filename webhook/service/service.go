@@ -52,6 +52,7 @@ func New(cfg *config.Configuration, opts Options) (*Service, error) {
 	io := opts.Issuer
 	io.Logger, io.Observer = opts.Logger, s.metrics
 	verifiers := make(map[string]authn.Verifier, len(cfg.JWT))
+	userValidators := map[string]authn.UserValidator{}
 	urls := make([]string, 0, len(cfg.JWT))
 	for _, j := range cfg.JWT {
 		is, err := issuer.New(j, io)
@@ -60,6 +61,9 @@ func New(cfg *config.Configuration, opts Options) (*Service, error) {
 		}
 		s.issuers = append(s.issuers, is)
 		verifiers[is.URL()] = is
+		if is.ValidatesUsers() {
+			userValidators[is.URL()] = is
+		}
 		urls = append(urls, is.URL())
 	}
 	store, source, err := s.newMapping(cfg.Mapping, urls, opts.Kubeconfig)
@@ -74,6 +78,7 @@ func New(cfg *config.Configuration, opts Options) (*Service, error) {
 		CacheTTL:        cfg.Cache.TTL.Duration,
 		CacheMaxEntries: *cfg.Cache.MaxEntries,
 		Observer:        s.metrics,
+		UserValidators:  userValidators,
 	})
 	if err != nil {
 		return nil, err
