@@ -24,14 +24,17 @@ dex: $(DEX)
 $(DEX): test/tools/dex/go.mod test/tools/dex/go.sum
 	cd test/tools/dex && CGO_ENABLED=1 $(GO) build -o $(CURDIR)/$(DEX) github.com/dexidp/dex/cmd/dex
 
-## lint: gofmt and go vet
+## lint: gofmt and go vet (of the module and of test/reference, a module of its own)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd test/reference && $(GO) vet ./...
 
-## test: every test that needs no Kubernetes cluster (unit tests and integration tests against a real Dex)
+## test: every test that needs no Kubernetes cluster (unit tests and integration tests against a real Dex),
+## then the comparison with kube-apiserver's own JWT authenticator (test/reference, its own module)
 test: lint $(DEX)
 	DEX_BIN=$(CURDIR)/$(DEX) $(GO) test -race -count=1 ./...
+	cd test/reference && $(GO) test -count=1 ./...
 
 ## demo: Dex + the webhook + TokenReviews, narrated, then everything stopped
 demo: build $(DEX)

@@ -29,7 +29,7 @@ func TestExpressionsCompiledAtLoad(t *testing.T) {
     message: the email must be verified
   claimMappings:
     username: {expression: "claims.email"}
-    groups: {expression: "claims.realm_access.roles.map(r, 'kc:' + r)"}
+    groups: {expression: "dyn(claims.groups).map(g, 'oidc:' + g)"}
     uid: {expression: "claims.sub"}
     extra:
     - {key: example.com/tenant, valueExpression: "claims.?tenant.orValue('')"}

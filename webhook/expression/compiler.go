@@ -71,7 +71,7 @@ func NewCompiler() (*Compiler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CEL environment: %w", err)
 	}
-	claims, err := base.Extend(cel.Variable(ClaimsVar, cel.MapType(cel.StringType, cel.DynType)))
+	claims, err := base.Extend(cel.Variable(ClaimsVar, cel.MapType(cel.StringType, cel.AnyType)))
 	if err != nil {
 		return nil, fmt.Errorf("CEL environment for claims: %w", err)
 	}

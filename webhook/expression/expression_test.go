@@ -58,6 +58,7 @@ func TestClaimsVariable(t *testing.T) {
 		{"claims.sub", []string{"alice-sub"}},
 		{"claims.realm_access.roles", []string{"viewer", "editor"}},
 		{"claims.realm_access.roles.map(r, 'kc:' + r)", []string{"kc:viewer", "kc:editor"}},
+		{"dyn(claims.groups).filter(g, g != 'admins')", []string{"developers"}},        // "" dropped
 		{"claims.org__dot__team", []string{"blue"}},                                    // escapes: __dot__ is "."
 		{"claims['https://example.com/claims'].tenant", []string{"acme"}},              // any name by index
 		{"claims.?nickname.orValue('none')", []string{"none"}},                         // optional values
@@ -181,7 +182,10 @@ func TestCompileErrors(t *testing.T) {
 	}{
 		{expr: "claims.sub +", want: "compilation failed: ERROR: <input>:1:13: Syntax error"},
 		{expr: "claim.sub", want: "undeclared reference to 'claim'"},
-		{expr: "claims.hd", want: "must evaluate to bool, not dyn"},
+		{expr: "claims.hd", want: "must evaluate to bool, not google.protobuf.Any"},
+		// As in kube-apiserver, a claim is of type any, which a comprehension cannot range
+		// over without dyn(): dyn(claims.groups).map(...).
+		{expr: "claims.groups.exists(g, g == 'a')", want: "expression of type 'any' cannot be range of a comprehension"},
 		{expr: "user.username", user: true, want: "must evaluate to bool, not string"},
 		{expr: "user.name == ''", user: true, want: "undefined field 'name'"},
 		{expr: "claims.sub == ''", user: true, want: "undeclared reference to 'claims'"},
@@ -243,7 +247,7 @@ func TestCostLimits(t *testing.T) {
 		for _, expr := range []string{
 			"claims.s.contains('b') || claims.s.contains('c') || claims.s.contains('d')",
 			// 2,000 scans (800 million units) if it ran to the end: stopped at the third
-			"claims.roles.exists(r, claims.s.contains('b'))",
+			"dyn(claims.roles).exists(r, claims.s.contains('b'))",
 		} {
 			p := claimsProgram(t, c, expr, expression.Bool)
 			b := expression.NewBudget()
@@ -282,7 +286,7 @@ func TestCostLimits(t *testing.T) {
 	t.Run("cancelled request", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		p := claimsProgram(t, c, "claims.roles.all(a, claims.roles.all(b, a == b))", expression.Bool)
+		p := claimsProgram(t, c, "dyn(claims.roles).all(a, dyn(claims.roles).all(b, a == b))", expression.Bool)
 		b := expression.NewBudget()
 		// The interruption is checked every 100 comprehension steps.
 		if _, err := p.Bool(cctx, vars, &b); !errors.Is(err, context.Canceled) {
