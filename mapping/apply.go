@@ -1,11 +1,13 @@
 package mapping
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/expression"
 )
 
 // Apply maps a verified identity to the Kubernetes user.
@@ -18,15 +20,24 @@ import (
 // duplicates, the first is kept.
 //
 // A mapUsers entry matches when its issuer is empty or the token's, and its subject is the
-// token's sub, or its email the token's email with email_verified not false. An entry by
-// subject wins over one by email. A mapGroups entry matches when its group is one of the
-// token's raw groups claim values.
+// token's sub, or its email the token's email with email_verified not false, or its
+// expression is true for the token's claims. An entry by subject wins over one by email, and
+// both over entries by expression, of which the first true in file order wins. A mapGroups
+// entry matches when its group is one of the token's raw groups values, or its expression is
+// true. An expression that cannot be evaluated (a claim the token lacks, a cost limit) does
+// not match; match.Errors says why.
 //
 // Errors are *authn.Denial values: ReasonNoMapping when requireMatch is set and nothing
 // matched, ReasonMapping when a username placeholder has no string claim to fill it, and
 // ReasonReservedUsername when the token's claims would make the username start with system:.
-func (m *Mapping) Apply(id *authn.Identity, requireMatch bool) (authn.User, Match, error) {
-	match := Match{User: m.matchUser(id), Groups: m.matchGroups(id)}
+func (m *Mapping) Apply(ctx context.Context, id *authn.Identity, requireMatch bool) (authn.User, Match, error) {
+	var match Match
+	var cel *conditions
+	if m != nil && (len(m.userExpressions) > 0 || len(m.groupExpressions) > 0) {
+		cel = &conditions{vars: expression.ClaimsVars(id.Claims), budget: expression.NewBudget(), match: &match}
+	}
+	match.User = m.matchUser(ctx, id, cel)
+	match.Groups = m.matchGroups(ctx, id, cel)
 	if requireMatch && !match.Matched() {
 		return authn.User{}, match, authn.Deny(authn.ReasonNoMapping,
 			"mapping.requireMatch is set and no entry of the identity mapping matches %s%s", describe(id), m.nearMisses(id))
@@ -48,7 +59,7 @@ func (m *Mapping) Apply(id *authn.Identity, requireMatch bool) (authn.User, Matc
 }
 
 // matchUser returns the index of the mapUsers entry for the token, or -1.
-func (m *Mapping) matchUser(id *authn.Identity) int {
+func (m *Mapping) matchUser(ctx context.Context, id *authn.Identity, cel *conditions) int {
 	if m == nil {
 		return -1
 	}
@@ -57,20 +68,24 @@ func (m *Mapping) matchUser(id *authn.Identity) int {
 			return i
 		}
 	}
-	if !id.EmailUsable() {
-		return -1
+	if id.EmailUsable() {
+		for _, issuer := range []string{id.Issuer, ""} {
+			if i, ok := m.byEmail[identityKey{issuer, id.Email}]; ok {
+				return i
+			}
+		}
 	}
-	for _, issuer := range []string{id.Issuer, ""} {
-		if i, ok := m.byEmail[identityKey{issuer, id.Email}]; ok {
-			return i
+	for _, x := range m.userExpressions {
+		if iss := m.Users[x.entry].Issuer; (iss == "" || iss == id.Issuer) && cel.holds(ctx, KeyUsers, x) {
+			return x.entry
 		}
 	}
 	return -1
 }
 
 // matchGroups returns the indexes of the mapGroups entries for the token, in file order.
-func (m *Mapping) matchGroups(id *authn.Identity) []int {
-	if m == nil || len(m.byGroup) == 0 {
+func (m *Mapping) matchGroups(ctx context.Context, id *authn.Identity, cel *conditions) []int {
+	if m == nil || len(m.byGroup) == 0 && len(m.groupExpressions) == 0 {
 		return nil
 	}
 	var out []int
@@ -81,8 +96,32 @@ func (m *Mapping) matchGroups(id *authn.Identity) []int {
 			}
 		}
 	}
+	for _, x := range m.groupExpressions {
+		if iss := m.Groups[x.entry].Issuer; (iss == "" || iss == id.Issuer) && cel.holds(ctx, KeyGroups, x) {
+			out = append(out, x.entry)
+		}
+	}
 	slices.Sort(out)
 	return out
+}
+
+// conditions evaluates the entries' expressions for one token: one claims variable and one
+// cost budget for all of them.
+type conditions struct {
+	vars   *expression.Vars
+	budget expression.Budget
+	match  *Match
+}
+
+// holds reports whether the entry's condition is true; an evaluation error counts as false
+// and is noted in the match.
+func (c *conditions) holds(ctx context.Context, list string, x matcher) bool {
+	ok, err := x.cond.Bool(ctx, c.vars, &c.budget)
+	if err != nil {
+		c.match.Errors = append(c.match.Errors, fmt.Sprintf("%s[%d].expression: %v", list, x.entry, err))
+		return false
+	}
+	return ok
 }
 
 // groups builds the user's groups in a new slice, keeping the first of duplicates.
@@ -161,7 +200,7 @@ func (m *Mapping) nearMisses(id *authn.Identity) string {
 		}
 	}
 	for i, e := range m.Groups {
-		if slices.Contains(id.Groups, e.Group) {
+		if e.Group != "" && slices.Contains(id.Groups, e.Group) {
 			notes = append(notes, fmt.Sprintf("%s[%d] maps group %q for issuer %s only", KeyGroups, i, e.Group, e.Issuer))
 		}
 	}

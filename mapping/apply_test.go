@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -304,7 +305,7 @@ func TestApply(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.rule, func(t *testing.T) {
 			m := mustParse(t, tt.users, tt.groups)
-			u, match, err := m.Apply(tt.id, tt.requireMatch)
+			u, match, err := m.Apply(context.Background(), tt.id, tt.requireMatch)
 			if got := reasonOf(t, err); got != tt.wantReason {
 				t.Fatalf("reason = %q (err %v), want %q", got, err, tt.wantReason)
 			}
@@ -342,7 +343,7 @@ func TestApplyDoesNotMutateIdentity(t *testing.T) {
 	id.User.Groups = claimGroups
 	before := slices.Clone(claimGroups[:cap(claimGroups)])
 	for _, requireMatch := range []bool{false, true} {
-		u, _, err := m.Apply(id, requireMatch)
+		u, _, err := m.Apply(context.Background(), id, requireMatch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -359,7 +360,7 @@ func TestApplyDoesNotMutateIdentity(t *testing.T) {
 	}
 	// An identity no entry matches gets a copy too.
 	other := identity(func(id *authn.Identity) { id.Subject, id.Groups = "nobody", nil })
-	u, _, err := m.Apply(other, false)
+	u, _, err := m.Apply(context.Background(), other, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,11 +373,11 @@ func TestApplyDoesNotMutateIdentity(t *testing.T) {
 // Rule: a nil or empty mapping maps nothing, and denies everything when a match is required.
 func TestApplyEmptyMapping(t *testing.T) {
 	for _, m := range []*Mapping{nil, mustParse(t, "", "")} {
-		u, match, err := m.Apply(identity(), false)
+		u, match, err := m.Apply(context.Background(), identity(), false)
 		if err != nil || u.Name != "dex:alice@example.com" || match.Matched() {
 			t.Errorf("Apply = %+v, %+v, %v", u, match, err)
 		}
-		if _, _, err := m.Apply(identity(), true); reasonOf(t, err) != authn.ReasonNoMapping {
+		if _, _, err := m.Apply(context.Background(), identity(), true); reasonOf(t, err) != authn.ReasonNoMapping {
 			t.Errorf("requireMatch on an empty mapping: err = %v, want no_mapping", err)
 		}
 	}
@@ -394,7 +395,7 @@ func TestApplyManyGroups(t *testing.T) {
 	}
 	users.WriteString(", dex:everyone]\n")
 	m := mustParse(t, users.String(), "- group: developers\n  groups: [gj, gz, ga]\n")
-	u, _, err := m.Apply(identity(), false)
+	u, _, err := m.Apply(context.Background(), identity(), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/expression"
 )
 
 // The fields of each kind of entry, in the order problems are reported.
 var (
-	userFields  = []string{"issuer", "subject", "email", "username", "groups"}
-	groupFields = []string{"issuer", "group", "groups"}
+	userFields  = []string{"issuer", "subject", "email", "expression", "username", "groups"}
+	groupFields = []string{"issuer", "group", "expression", "groups"}
 )
 
 // userEntry validates one element of mapUsers and, when it is valid, adds it to m.
@@ -26,6 +28,7 @@ func (p *parser) userEntry(m *Mapping, i int, e rawEntry) {
 		p.problems.add(path+".email", "%q is not an email address", email.val)
 		email.ok = false
 	}
+	cond := p.condition(path, e)
 	username := p.str(path, e, "username")
 	var tpl *template
 	if username.ok {
@@ -39,9 +42,11 @@ func (p *parser) userEntry(m *Mapping, i int, e rawEntry) {
 	groups := p.groupList(path, e, "groups")
 	switch {
 	case subject.set && email.set:
-		p.problems.add(path+".email", "must not be set together with subject; an entry matches by subject or by email, so write two entries")
-	case !subject.set && !email.set:
-		p.problems.add(path+".subject", "required: set subject or email to say whom the entry maps")
+		p.problems.add(path+".email", "must not be set together with subject; an entry matches by subject, by email or by expression, so write two entries")
+	case cond.set && (subject.set || email.set):
+		p.problems.add(path+".expression", "must not be set together with subject or email; an entry matches by subject, by email or by expression, so write two entries")
+	case !subject.set && !email.set && !cond.set:
+		p.problems.add(path+".subject", "required: set subject, email or expression to say whom the entry maps")
 	}
 	if !username.set && !groups.set {
 		p.problems.add(path+".username", "required: set username, groups or both, or the entry changes nothing")
@@ -55,17 +60,27 @@ func (p *parser) userEntry(m *Mapping, i int, e rawEntry) {
 	if email.ok {
 		p.claim(path+".email", "email", email.val, issuer.val)
 	}
+	if cond.ok {
+		p.claimIn(KeyUsers, path+".expression", "expression", cond.val.Text(), issuer.val)
+	}
 	if len(p.problems) > 0 {
 		return // the mapping will not be used; skip building it
 	}
 	idx := len(m.Users)
-	if subject.ok {
+	switch {
+	case subject.ok:
 		m.bySubject[identityKey{issuer.val, subject.val}] = idx
-	} else {
+	case email.ok:
 		m.byEmail[identityKey{issuer.val, email.val}] = idx
+	default:
+		m.userExpressions = append(m.userExpressions, matcher{entry: idx, cond: cond.val})
+	}
+	var text string
+	if cond.ok {
+		text = cond.val.Text()
 	}
 	m.Users = append(m.Users, UserEntry{
-		Issuer: issuer.val, Subject: subject.val, Email: email.val,
+		Issuer: issuer.val, Subject: subject.val, Email: email.val, Expression: text,
 		Username: username.val, Groups: groups.val,
 	})
 	m.usernames = append(m.usernames, tpl)
@@ -79,22 +94,67 @@ func (p *parser) groupEntry(m *Mapping, i int, e rawEntry) {
 	}
 	issuer := p.issuer(path, e)
 	group := p.identityString(path, e, "group")
-	if !group.set {
-		p.problems.add(path+".group", "required: the value of the token's groups claim this entry matches")
+	cond := p.condition(path, e)
+	switch {
+	case group.set && cond.set:
+		p.problems.add(path+".expression", "must not be set together with group; an entry matches by group or by expression, so write two entries")
+	case !group.set && !cond.set:
+		p.problems.add(path+".group", "required: the value of the token's groups claim this entry matches, or an expression")
 	}
 	groups := p.groupList(path, e, "groups")
 	if !groups.set {
 		p.problems.add(path+".groups", "required: the Kubernetes groups to add")
 	}
-	if !issuer.ok || !group.ok {
+	if !issuer.ok || !group.ok && !cond.ok {
 		return
 	}
-	p.claim(path+".group", "group", group.val, issuer.val)
+	if group.ok {
+		p.claim(path+".group", "group", group.val, issuer.val)
+	} else {
+		p.claimIn(KeyGroups, path+".expression", "expression", cond.val.Text(), issuer.val)
+	}
 	if len(p.problems) > 0 {
 		return
 	}
-	m.byGroup[group.val] = append(m.byGroup[group.val], len(m.Groups))
-	m.Groups = append(m.Groups, GroupEntry{Issuer: issuer.val, Group: group.val, Groups: groups.val})
+	idx := len(m.Groups)
+	entry := GroupEntry{Issuer: issuer.val, Group: group.val, Groups: groups.val}
+	if group.ok {
+		m.byGroup[group.val] = append(m.byGroup[group.val], idx)
+	} else {
+		entry.Expression = cond.val.Text()
+		m.groupExpressions = append(m.groupExpressions, matcher{entry: idx, cond: cond.val})
+	}
+	m.Groups = append(m.Groups, entry)
+}
+
+// condition reads and compiles the expression field: a CEL condition over claims. As in the
+// issuers' claimMappings, one that reads claims.email must also read claims.email_verified,
+// so that an unverified email never matches.
+func (p *parser) condition(path string, e rawEntry) value[*expression.Program] {
+	text := p.str(path, e, "expression")
+	v := value[*expression.Program]{set: text.set}
+	if !text.ok {
+		return v
+	}
+	field := path + ".expression"
+	if p.compiler == nil && p.compilerErr == nil {
+		p.compiler, p.compilerErr = expression.NewCompiler()
+	}
+	if p.compilerErr != nil {
+		p.problems.add(field, "%s", p.compilerErr)
+		return v
+	}
+	prog, err := p.compiler.CompileClaims(field, text.val, expression.Bool)
+	if err != nil {
+		p.problems.add(field, "%q: %s", text.val, err)
+		return v
+	}
+	if prog.Selects(expression.ClaimsVar, "email") && !prog.Selects(expression.ClaimsVar, "email_verified") {
+		p.problems.add(field, "%q reads claims.email but not claims.email_verified; check it too, e.g. claims.?email_verified.orValue(true) == true && claims.email.endsWith('@example.com')", text.val)
+		return v
+	}
+	v.val, v.ok = prog, true
+	return v
 }
 
 // checkShape reports an element that is not a mapping, fields set twice, and unknown fields.
@@ -280,10 +340,16 @@ func (p *parser) groupList(path string, e rawEntry, name string) value[[]string]
 // and reports an earlier entry for the same identity. An entry without issuer applies to
 // every issuer, so it overlaps every entry for the same value.
 func (p *parser) claim(field, kind, value, issuer string) {
-	byValue := p.seen[kind]
+	p.claimIn(kind, field, kind, value, issuer)
+}
+
+// claimIn is claim with the values kept apart by bucket: the expressions of mapUsers and of
+// mapGroups are compared only with their own list's.
+func (p *parser) claimIn(bucket, field, kind, value, issuer string) {
+	byValue := p.seen[bucket]
 	if byValue == nil {
 		byValue = map[string][]claimant{}
-		p.seen[kind] = byValue
+		p.seen[bucket] = byValue
 	}
 	for _, c := range byValue[value] {
 		var why string

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -44,7 +45,7 @@ func FuzzParse(f *testing.F) {
 			for _, g := range m.Groups {
 				id.Groups = append(id.Groups, g.Group)
 			}
-			_, match, err := m.Apply(id, true)
+			_, match, err := m.Apply(context.Background(), id, true)
 			if err == nil && match.User < 0 {
 				t.Fatalf("an identity made from %+v did not match it", e)
 			}

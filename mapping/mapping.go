@@ -3,6 +3,8 @@ package mapping
 import (
 	"fmt"
 	"strings"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/expression"
 )
 
 // The ConfigMap data keys a mapping is read from.
@@ -14,14 +16,19 @@ const (
 )
 
 // UserEntry is one element of mapUsers: it maps one identity, named by its subject or its
-// email, to a username, extra groups, or both.
+// email, or the tokens an expression accepts, to a username, extra groups, or both.
 type UserEntry struct {
 	// Issuer restricts the entry to one configured issuer; "" matches every configured issuer.
 	Issuer string `json:"issuer,omitempty"`
-	// Subject matches the token's sub claim. Exactly one of Subject and Email is set.
+	// Subject matches the token's sub claim. Exactly one of Subject, Email and Expression is
+	// set.
 	Subject string `json:"subject,omitempty"`
 	// Email matches the token's email claim, only when email_verified is not false.
 	Email string `json:"email,omitempty"`
+	// Expression is a CEL condition over claims; it matches the tokens it is true for.
+	// Entries by subject or email win over entries by expression, and of these the first
+	// that is true wins.
+	Expression string `json:"expression,omitempty"`
 	// Username replaces the claim-derived username. It may hold {{claim}} placeholders of
 	// top-level string claims. At least one of Username and Groups is set.
 	Username string `json:"username,omitempty"`
@@ -34,8 +41,12 @@ type UserEntry struct {
 type GroupEntry struct {
 	// Issuer restricts the entry to one configured issuer; "" matches every configured issuer.
 	Issuer string `json:"issuer,omitempty"`
-	// Group is a raw value of the token's groups claim, before any prefix.
-	Group string `json:"group"`
+	// Group is a raw value of the token's groups claim, before any prefix. Exactly one of
+	// Group and Expression is set.
+	Group string `json:"group,omitempty"`
+	// Expression is a CEL condition over claims; the entry adds its groups to every token it
+	// is true for.
+	Expression string `json:"expression,omitempty"`
 	// Groups are the Kubernetes groups added; never empty.
 	Groups []string `json:"groups"`
 }
@@ -56,6 +67,16 @@ type Mapping struct {
 	byEmail   map[identityKey]int
 	// byGroup lists, in file order, the Groups entries for a raw group value.
 	byGroup map[string][]int
+	// userExpressions and groupExpressions list, in file order, the entries matched by
+	// expression, with their compiled conditions.
+	userExpressions  []matcher
+	groupExpressions []matcher
+}
+
+// matcher is an entry matched by a CEL condition over claims.
+type matcher struct {
+	entry int
+	cond  *expression.Program
 }
 
 // identityKey indexes an entry by its issuer ("" for every issuer) and matched value.
@@ -67,6 +88,10 @@ type Match struct {
 	User int
 	// Groups are the indexes of the matching Groups entries, in file order.
 	Groups []int
+	// Errors are the entries whose expression could not be evaluated for the token, e.g.
+	// "mapGroups[2].expression: expression 'claims.hd == ...' resulted in error: no such key:
+	// hd". Such an entry does not match.
+	Errors []string
 }
 
 // Matched reports whether any entry matched.
@@ -82,16 +107,28 @@ func (m *Mapping) DescribeMatch(match Match) string {
 	if match.User >= 0 {
 		e := m.Users[match.User]
 		by, v := "subject", e.Subject
-		if v == "" {
+		switch {
+		case e.Email != "":
 			by, v = "email", e.Email
+		case e.Expression != "":
+			by, v = "expression", e.Expression
 		}
 		parts = append(parts, fmt.Sprintf("%s[%d] (%s %q)", KeyUsers, match.User, by, v))
 	}
 	for _, i := range match.Groups {
-		parts = append(parts, fmt.Sprintf("%s[%d] (group %q)", KeyGroups, i, m.Groups[i].Group))
+		e := m.Groups[i]
+		by, v := "group", e.Group
+		if e.Expression != "" {
+			by, v = "expression", e.Expression
+		}
+		parts = append(parts, fmt.Sprintf("%s[%d] (%s %q)", KeyGroups, i, by, v))
 	}
-	if len(parts) == 0 {
-		return "no entry matches"
+	desc := "no entry matches"
+	if len(parts) > 0 {
+		desc = strings.Join(parts, ", ") + " matched"
 	}
-	return strings.Join(parts, ", ") + " matched"
+	if len(match.Errors) > 0 {
+		desc += "; not matched because their expression failed: " + strings.Join(match.Errors, "; ")
+	}
+	return desc
 }

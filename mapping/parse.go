@@ -11,6 +11,8 @@ import (
 
 	yamlv2 "go.yaml.in/yaml/v2"
 	"sigs.k8s.io/yaml"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/expression"
 )
 
 // Parse validates ConfigMap data: the keys mapUsers and mapGroups, each a YAML list held as a
@@ -64,9 +66,13 @@ func Parse(data map[string]string, issuers []string) (*Mapping, error) {
 type parser struct {
 	issuers  []string
 	problems problems
-	// seen remembers, per kind of identity ("subject", "email", "group") and value, the
-	// entries already claiming it, to refuse overlapping entries.
+	// seen remembers, per kind of identity ("subject", "email", "group", and the expressions
+	// of each list) and value, the entries already claiming it, to refuse overlapping entries.
 	seen map[string]map[string][]claimant
+	// compiler compiles expressions; built on the first one, so that a mapping without
+	// expressions never pays for the CEL environment.
+	compiler    *expression.Compiler
+	compilerErr error
 }
 
 // claimant is an earlier entry mapping some value.

@@ -20,7 +20,7 @@ func TestParseRefuses(t *testing.T) {
 		{
 			rule: "unknown field",
 			data: map[string]string{KeyUsers: "- subject: a\n  username: x\n  rolearn: arn:aws:iam::1:role/x\n"},
-			want: []problem{{"mapUsers[0].rolearn", "unknown field; a mapUsers entry has the fields issuer, subject, email, username, groups"}},
+			want: []problem{{"mapUsers[0].rolearn", "unknown field; a mapUsers entry has the fields issuer, subject, email, expression, username, groups"}},
 		},
 		{
 			rule: "field names are case-sensitive: userName",
@@ -68,7 +68,7 @@ func TestParseRefuses(t *testing.T) {
 		{
 			rule: "wrong type: an entry that is a string",
 			data: map[string]string{KeyUsers: "- alice\n"},
-			want: []problem{{"mapUsers[0]", "must be a mapping with the fields issuer, subject, email, username, groups; got a string"}},
+			want: []problem{{"mapUsers[0]", "must be a mapping with the fields issuer, subject, email, expression, username, groups; got a string"}},
 		},
 		{
 			rule: "wrong type: an empty entry",
@@ -138,7 +138,7 @@ func TestParseRefuses(t *testing.T) {
 		{
 			rule: "neither subject nor email",
 			data: map[string]string{KeyUsers: "- username: x\n"},
-			want: []problem{{"mapUsers[0].subject", "required: set subject or email"}},
+			want: []problem{{"mapUsers[0].subject", "required: set subject, email or expression"}},
 		},
 		{
 			rule: "neither username nor groups",

@@ -98,7 +98,7 @@ func (s *Store) Map(ctx context.Context, id *authn.Identity) (authn.User, error)
 		return authn.User{}, authn.Record(ctx, "mapping", "", authn.Undecided(authn.ReasonMappingPending,
 			fmt.Errorf("the identity mapping has not been read from its source yet")))
 	}
-	u, match, err := st.mapping.Apply(id, s.opts.RequireMatch)
+	u, match, err := st.mapping.Apply(ctx, id, s.opts.RequireMatch)
 	if authn.Traced(ctx) {
 		authn.Record(ctx, "mapping", st.describe(match), err)
 	}
