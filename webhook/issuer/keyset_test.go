@@ -63,7 +63,9 @@ func TestRotatedKeyIsPickedUp(t *testing.T) {
 // further token asks for it.
 func TestNewKeyInsideWindowIsFetchedLater(t *testing.T) {
 	ti := issuertest.New(t)
-	is := start(t, ti.Config(), issuer.Options{KeyRefreshInterval: 300 * time.Millisecond})
+	// The window is long enough that generating the key (slow under the race detector on a
+	// busy machine) cannot outlast it.
+	is := start(t, ti.Config(), issuer.Options{KeyRefreshInterval: 3 * time.Second})
 	ti.AddKey(t, "key-2", "RS256")
 	tok := ti.Sign(t, "key-2", "RS256", ti.Claims(nil))
 	_, err := verify(t, is, tok)
@@ -71,7 +73,7 @@ func TestNewKeyInsideWindowIsFetchedLater(t *testing.T) {
 	if !errors.As(err, &d) || !d.Retryable {
 		t.Fatalf("inside the window: want a retryable denial, got %v", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err = verify(t, is, tok); err == nil {
 			return
