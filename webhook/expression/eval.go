@@ -61,8 +61,8 @@ func (p *Program) eval(ctx context.Context, vars *Vars, b *Budget) (ref.Val, err
 	return val, nil
 }
 
-// Cost evaluates the program and returns its cost as CEL's cost accounting tracks it, for
-// tests and for `oidc-authenticator verify`.
+// Cost evaluates the program, without a budget, and returns its cost as CEL's cost
+// accounting tracks it (stopping at PerCallLimit), to measure an expression.
 func (p *Program) Cost(ctx context.Context, vars *Vars) (uint64, error) {
 	_, details, err := p.prog.ContextEval(ctx, vars)
 	if details == nil || details.ActualCost() == nil {
