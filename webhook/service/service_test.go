@@ -329,3 +329,47 @@ func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Expressions end to end, with a real Dex: a claim validation rule, mapping entries matched
+// by expression, and a user validation rule that judges the user after the mapping, so that
+// a mapping edit can make it refuse a token it accepted before.
+func TestDexExpressions(t *testing.T) {
+	d := dex.StartForTest(t, dex.Options{})
+	dir := t.TempDir()
+	staff := "- expression: \"claims.email_verified == true && claims.email.endsWith('@example.com')\"\n  groups: [example-staff]\n"
+	mountConfigMap(t, dir, map[string]string{"mapGroups": staff})
+	r := runService(t, d, `  claimValidationRules:
+  - expression: "claims.?email_verified.orValue(false) == true"
+    message: verified emails only
+  userValidationRules:
+  - expression: "!('blocked' in user.groups)"
+    message: blocked by the mapping
+mapping: {file: `+dir+"}\n")
+	ctx := context.Background()
+	alice, err := d.PasswordGrant(ctx, "alice@example.com", "alice-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"oidc:developers", "oidc:admins", "example-staff"}
+	if st := r.review(t, "v1", alice.IDToken); !st.Authenticated || !slices.Equal(st.User.Groups, want) {
+		t.Fatalf("alice: %+v, want groups %q", st, want)
+	}
+	bob, err := d.PasswordGrant(ctx, "bob@example.com", "bob-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := r.review(t, "v1", bob.IDToken); st.Authenticated || st.Error != "" {
+		t.Fatalf("bob (email not verified) must get a clean deny, got %+v", st)
+	}
+	if !strings.Contains(r.logs.String(), "reason=claim_rule_failed") || !strings.Contains(r.logs.String(), "verified emails only") {
+		t.Fatalf("the claim rule's denial is not logged with its message:\n%s", r.logs.String())
+	}
+
+	mountConfigMap(t, dir, map[string]string{"mapGroups": staff + "- expression: \"claims.sub != ''\"\n  groups: [blocked]\n"})
+	waitFor(t, 3*time.Second, "the user rule refusing the newly mapped group", func() bool {
+		return !r.review(t, "v1", alice.IDToken).Authenticated
+	})
+	if !strings.Contains(r.logs.String(), "reason=user_rule_failed") || !strings.Contains(r.logs.String(), "blocked by the mapping") {
+		t.Fatalf("the user rule's denial is not logged with its message:\n%s", r.logs.String())
+	}
+}
