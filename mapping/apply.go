@@ -31,13 +31,14 @@ import (
 // matched, ReasonMapping when a username placeholder has no string claim to fill it, and
 // ReasonReservedUsername when the token's claims would make the username start with system:.
 func (m *Mapping) Apply(ctx context.Context, id *authn.Identity, requireMatch bool) (authn.User, Match, error) {
-	var match Match
-	var cel *conditions
+	var cel *conditions // only a mapping with expression entries converts the claims
 	if m != nil && (len(m.userExpressions) > 0 || len(m.groupExpressions) > 0) {
-		cel = &conditions{vars: expression.ClaimsVars(id.Claims), budget: expression.NewBudget(), match: &match}
+		cel = &conditions{vars: expression.ClaimsVars(id.Claims), budget: expression.NewBudget()}
 	}
-	match.User = m.matchUser(ctx, id, cel)
-	match.Groups = m.matchGroups(ctx, id, cel)
+	match := Match{User: m.matchUser(ctx, id, cel), Groups: m.matchGroups(ctx, id, cel)}
+	if cel != nil {
+		match.Errors = cel.errors
+	}
 	if requireMatch && !match.Matched() {
 		return authn.User{}, match, authn.Deny(authn.ReasonNoMapping,
 			"mapping.requireMatch is set and no entry of the identity mapping matches %s%s", describe(id), m.nearMisses(id))
@@ -110,15 +111,16 @@ func (m *Mapping) matchGroups(ctx context.Context, id *authn.Identity, cel *cond
 type conditions struct {
 	vars   *expression.Vars
 	budget expression.Budget
-	match  *Match
+	// errors are the entries whose expression failed, for Match.Errors.
+	errors []string
 }
 
 // holds reports whether the entry's condition is true; an evaluation error counts as false
-// and is noted in the match.
+// and is noted.
 func (c *conditions) holds(ctx context.Context, list string, x matcher) bool {
 	ok, err := x.cond.Bool(ctx, c.vars, &c.budget)
 	if err != nil {
-		c.match.Errors = append(c.match.Errors, fmt.Sprintf("%s[%d].expression: %v", list, x.entry, err))
+		c.errors = append(c.errors, fmt.Sprintf("%s[%d].expression: %v", list, x.entry, err))
 		return false
 	}
 	return ok
