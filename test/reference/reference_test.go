@@ -82,6 +82,7 @@ func TestSameUserAsKubeAPIServer(t *testing.T) {
 
 		// groups.expression: a string, a list of strings or null.
 		{name: "groups: nested list", edits: fns(groups(expr("claims.realm_access.roles"))), claims: map[string]any{"realm_access": map[string]any{"roles": []any{"viewer", "editor"}}}},
+		{name: "groups: a nested list mapped (no dyn() needed below the first level)", edits: fns(groups(expr("claims.realm_access.roles.map(r, 'kc:' + r)"))), claims: map[string]any{"realm_access": map[string]any{"roles": []any{"viewer"}}}},
 		{name: "groups: mapped with a prefix (dyn() makes a claim a comprehension's range)", edits: fns(groups(expr("dyn(claims.groups).map(g, 'oidc:' + g)")))},
 		{name: "groups: filtered", edits: fns(groups(expr("dyn(claims.groups).filter(g, g.startsWith('dev'))")))},
 		{name: "groups: from a comma-separated claim", edits: fns(groups(expr("claims.roles.split(',')"))), claims: map[string]any{"roles": "a,b,c"},
