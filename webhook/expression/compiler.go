@@ -71,6 +71,8 @@ func NewCompiler() (*Compiler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CEL environment: %w", err)
 	}
+	// As in kube-apiserver, claims is a map(string, any): a claim is of type any, which a
+	// comprehension ranges over only through dyn(), e.g. dyn(claims.groups).map(...).
 	claims, err := base.Extend(cel.Variable(ClaimsVar, cel.MapType(cel.StringType, cel.AnyType)))
 	if err != nil {
 		return nil, fmt.Errorf("CEL environment for claims: %w", err)

@@ -99,7 +99,8 @@ func (p *Program) String(ctx context.Context, vars *Vars, b *Budget) (string, er
 
 // Strings evaluates an expression that must return a string, a list of strings or null (the
 // groups and extra mappings), with kube-apiserver's rules: "", [] and null give nil, and empty
-// strings in a list are dropped.
+// strings in a list are dropped. Unlike kube-apiserver, which refuses the lists CEL backs with
+// a Go []string (such as split()'s), every CEL list of strings is accepted.
 func (p *Program) Strings(ctx context.Context, vars *Vars, b *Budget) ([]string, error) {
 	val, err := p.eval(ctx, vars, b)
 	if err != nil {
