@@ -118,7 +118,11 @@ func (p *Program) Strings(ctx context.Context, vars *Vars, b *Budget) ([]string,
 		if v.Type() != types.ListType {
 			break
 		}
-		var out []string
+		n, _ := v.Size().(types.Int)
+		if n == 0 {
+			return nil, nil
+		}
+		out := make([]string, 0, int(n))
 		for it := v.Iterator(); it.HasNext() == types.True; {
 			s, ok := it.Next().(types.String)
 			if !ok {
@@ -127,6 +131,9 @@ func (p *Program) Strings(ctx context.Context, vars *Vars, b *Budget) ([]string,
 			if s != "" {
 				out = append(out, string(s))
 			}
+		}
+		if len(out) == 0 {
+			return nil, nil
 		}
 		return out, nil
 	}
