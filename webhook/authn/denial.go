@@ -34,6 +34,7 @@ const (
 	ReasonMapping          Reason = "mapping_failed"
 	ReasonMappingPending   Reason = "mapping_not_loaded"
 	ReasonInternal         Reason = "internal_error"
+	ReasonOverloaded       Reason = "overloaded"
 )
 
 // Denial is the error for a token that is not accepted.

@@ -75,6 +75,7 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"bad address", func(s string) string { return s + "server: {address: nowhere}\n" }, "server.address"},
 		{"cert without key", func(s string) string { return s + "server: {certFile: /x.crt}\n" }, "server.keyFile"},
 		{"negative ttl", func(s string) string { return s + "cache: {ttl: -1s}\n" }, "cache.ttl"},
+		{"no verification allowed", func(s string) string { return s + "server: {maxInFlightVerifications: 0}\n" }, "server.maxInFlightVerifications"},
 		{"both mapping sources", func(s string) string { return s + "mapping: {configMap: a/b, file: /x}\n" }, "mapping: Forbidden"},
 		{"requireMatch without a source", func(s string) string { return s + "mapping: {requireMatch: true}\n" }, "mapping.requireMatch"},
 		{"bad configMap ref", func(s string) string { return s + "mapping: {configMap: oidc-auth}\n" }, "mapping.configMap"},

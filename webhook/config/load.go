@@ -53,6 +53,10 @@ func (c *Configuration) setDefaults() {
 		c.Server.CertFile = filepath.Join(c.Server.StateDir, "server.crt")
 		c.Server.KeyFile = filepath.Join(c.Server.StateDir, "server.key")
 	}
+	if c.Server.MaxInFlightVerifications == nil {
+		n := DefaultMaxInFlightVerifications
+		c.Server.MaxInFlightVerifications = &n
+	}
 	if c.Cache.TTL == nil {
 		ttl, _ := time.ParseDuration(DefaultCacheTTL)
 		c.Cache.TTL = &metav1.Duration{Duration: ttl}

@@ -22,6 +22,10 @@ const (
 	DefaultStateDir        = "/var/lib/oidc-authenticator"
 	DefaultCacheTTL        = "2m"
 	DefaultCacheMaxEntries = 100000
+	// DefaultMaxInFlightVerifications bounds the signature checks running at once: enough to
+	// keep every core busy and to wait on a slow issuer, small enough that a flood is
+	// answered 429 rather than queued without end.
+	DefaultMaxInFlightVerifications = 256
 )
 
 // Configuration is the whole configuration file.
@@ -46,6 +50,9 @@ type Server struct {
 	ClientCAFile string `json:"clientCAFile"`
 	// StateDir holds generated certificates and keys.
 	StateDir string `json:"stateDir"`
+	// MaxInFlightVerifications bounds the tokens being verified at once (cache misses);
+	// beyond it a TokenReview is answered 429, which kube-apiserver retries with backoff.
+	MaxInFlightVerifications *int `json:"maxInFlightVerifications,omitempty"`
 }
 
 // Mapping says where the identity mapping comes from.

@@ -43,6 +43,9 @@ func validateServer(s Server, p *field.Path) field.ErrorList {
 	if s.StateDir == "" {
 		errs = append(errs, field.Required(p.Child("stateDir"), ""))
 	}
+	if n := s.MaxInFlightVerifications; n != nil && *n < 1 {
+		errs = append(errs, field.Invalid(p.Child("maxInFlightVerifications"), *n, "must be at least 1"))
+	}
 	return errs
 }
 
