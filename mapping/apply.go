@@ -33,7 +33,11 @@ import (
 func (m *Mapping) Apply(ctx context.Context, id *authn.Identity, requireMatch bool) (authn.User, Match, error) {
 	var cel *conditions // only a mapping with expression entries converts the claims
 	if m != nil && (len(m.userExpressions) > 0 || len(m.groupExpressions) > 0) {
-		cel = &conditions{vars: expression.ClaimsVars(id.Claims), budget: expression.NewBudget()}
+		claims, err := id.Claims()
+		if err != nil {
+			return authn.User{}, Match{User: -1}, authn.Undecided(authn.ReasonInternal, err)
+		}
+		cel = &conditions{vars: expression.ClaimsVars(claims), budget: expression.NewBudget()}
 	}
 	match := Match{User: m.matchUser(ctx, id, cel), Groups: m.matchGroups(ctx, id, cel)}
 	if cel != nil {
@@ -48,7 +52,11 @@ func (m *Mapping) Apply(ctx context.Context, id *authn.Identity, requireMatch bo
 	if match.User >= 0 {
 		entry = &m.Users[match.User]
 		if t := m.usernames[match.User]; t != nil {
-			name, err := t.render(id.Claims, fmt.Sprintf("%s[%d].username", KeyUsers, match.User))
+			claims, err := id.Claims()
+			if err != nil {
+				return authn.User{}, match, authn.Undecided(authn.ReasonInternal, err)
+			}
+			name, err := t.render(claims, fmt.Sprintf("%s[%d].username", KeyUsers, match.User))
 			if err != nil {
 				return authn.User{}, match, err
 			}

@@ -15,7 +15,8 @@ func TestApply(t *testing.T) {
 	fromGoogle := func(id *authn.Identity) { id.Issuer = google }
 	bob := func(id *authn.Identity) {
 		id.Subject, id.Email = "bob-sub", "bob@example.com"
-		id.Claims["sub"], id.Claims["email"] = "bob-sub", "bob@example.com"
+		setClaim(id, "sub", "bob-sub")
+		setClaim(id, "email", "bob@example.com")
 	}
 	tests := []struct {
 		rule         string
@@ -262,7 +263,7 @@ func TestApply(t *testing.T) {
 			rule:  "a username that starts with system: through the token's claims is denied as reserved_username",
 			users: "- subject: alice-sub\n  username: \"{{preferred_username}}\"\n",
 			id: identity(func(id *authn.Identity) {
-				id.Claims["preferred_username"] = "system:admin"
+				setClaim(id, "preferred_username", "system:admin")
 			}),
 			wantUser:    0,
 			wantReason:  authn.ReasonReservedUsername,
@@ -272,7 +273,7 @@ func TestApply(t *testing.T) {
 			rule:  "system: assembled from a literal part and a claim is denied: only the literal text before the first placeholder counts",
 			users: "- subject: alice-sub\n  username: \"sys{{preferred_username}}\"\n",
 			id: identity(func(id *authn.Identity) {
-				id.Claims["preferred_username"] = "tem:masters"
+				setClaim(id, "preferred_username", "tem:masters")
 			}),
 			wantUser:   0,
 			wantReason: authn.ReasonReservedUsername,

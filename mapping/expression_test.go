@@ -97,7 +97,7 @@ func TestParseExpressionEntries(t *testing.T) {
 
 func TestApplyExpressionEntries(t *testing.T) {
 	withHD := func(hd string) func(*authn.Identity) {
-		return func(id *authn.Identity) { id.Claims["hd"] = hd }
+		return func(id *authn.Identity) { setClaim(id, "hd", hd) }
 	}
 	fromGoogle := func(id *authn.Identity) { id.Issuer = google }
 	tests := []struct {

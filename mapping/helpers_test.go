@@ -31,11 +31,6 @@ func identity(mods ...func(*authn.Identity)) *authn.Identity {
 		Subject: "alice-sub",
 		Email:   "alice@example.com",
 		Groups:  []string{"developers", "everyone"},
-		Claims: map[string]any{
-			"iss": dex, "sub": "alice-sub", "email": "alice@example.com",
-			"preferred_username": "alice", "groups": []any{"developers", "everyone"},
-			"age": 42.0,
-		},
 		User: authn.User{
 			Name:   "dex:alice@example.com",
 			UID:    "alice-sub",
@@ -43,10 +38,21 @@ func identity(mods ...func(*authn.Identity)) *authn.Identity {
 			Extra:  map[string][]string{"acr": {"1"}},
 		},
 	}
+	id.SetClaims(map[string]any{
+		"iss": dex, "sub": "alice-sub", "email": "alice@example.com",
+		"preferred_username": "alice", "groups": []any{"developers", "everyone"},
+		"age": 42.0,
+	})
 	for _, mod := range mods {
 		mod(id)
 	}
 	return id
+}
+
+// setClaim changes a claim of a test identity.
+func setClaim(id *authn.Identity, name string, value any) {
+	claims, _ := id.Claims()
+	claims[name] = value
 }
 
 func ptr[T any](v T) *T { return &v }

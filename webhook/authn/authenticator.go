@@ -5,8 +5,11 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
+	"hash"
+	"io"
+	"sync"
 	"time"
 
 	gocache "github.com/patrickmn/go-cache"
@@ -42,6 +45,9 @@ type Options struct {
 	CacheTTL time.Duration
 	// CacheMaxEntries bounds the number of remembered tokens.
 	CacheMaxEntries int
+	// MaxInFlight bounds the tokens verified at once; 0 means no bound. Beyond it a token is
+	// undecided with ReasonOverloaded, which callers answer with HTTP 429.
+	MaxInFlight int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Observer, if set, is told about cache hits and misses.
@@ -57,9 +63,14 @@ type Authenticator struct {
 	mapper  Mapper
 	opts    Options
 	cache   *gocache.Cache
-	hashKey []byte
+	hashers sync.Pool // of HMAC-SHA256 hashes keyed for this process
 	flight  singleflight.Group
+	bound   sync.Mutex    // makes CacheMaxEntries a hard bound
+	slots   chan struct{} // one per verification in flight, when MaxInFlight bounds them
 }
+
+// errOverloaded is the answer beyond MaxInFlight verifications.
+var errOverloaded = Undecided(ReasonOverloaded, errors.New("too many tokens are being verified at once; retry shortly"))
 
 // Result is the outcome of authenticating a token. Identity is set whenever the token
 // verified, even if the mapping then denied it.
@@ -79,7 +90,11 @@ func New(issuers map[string]Verifier, mapper Mapper, opts Options) (*Authenticat
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &Authenticator{issuers: issuers, mapper: mapper, opts: opts, hashKey: key}
+	a := &Authenticator{issuers: issuers, mapper: mapper, opts: opts}
+	if opts.MaxInFlight > 0 {
+		a.slots = make(chan struct{}, opts.MaxInFlight)
+	}
+	a.hashers.New = func() any { return hmac.New(sha256.New, key) }
 	if opts.CacheTTL > 0 {
 		a.cache = gocache.New(opts.CacheTTL, time.Minute)
 	}
@@ -127,7 +142,7 @@ func (a *Authenticator) verify(ctx context.Context, raw string) (*Identity, bool
 	key := a.cacheKey(raw)
 	if v, ok := a.cache.Get(key); ok {
 		a.observe(true)
-		return v.(*Identity), true, nil
+		return v.(*Identity).forRequest(raw), true, nil
 	}
 	a.observe(false)
 	// Concurrent requests for the same new token verify it once. The work is detached from
@@ -151,12 +166,24 @@ func (a *Authenticator) verifyUncached(ctx context.Context, raw string) (*Identi
 	if err != nil {
 		return nil, Record(ctx, "parse", "", err)
 	}
-	Record(ctx, "parse", fmt.Sprintf("alg %s, kid %q, iss %q", tok.Algorithm, tok.KeyID, tok.Issuer), nil)
+	if Traced(ctx) {
+		Record(ctx, "parse", fmt.Sprintf("alg %s, kid %q, iss %q", tok.Algorithm, tok.KeyID, tok.Issuer), nil)
+	}
 	v, ok := a.issuers[tok.Issuer]
 	if !ok {
 		return nil, Record(ctx, "issuer", "", Deny(ReasonUnknownIssuer, "issuer %q is not configured", tok.Issuer))
 	}
-	Record(ctx, "issuer", tok.Issuer+" is configured", nil)
+	if Traced(ctx) {
+		Record(ctx, "issuer", tok.Issuer+" is configured", nil)
+	}
+	if a.slots != nil {
+		select {
+		case a.slots <- struct{}{}:
+			defer func() { <-a.slots }()
+		default:
+			return nil, Record(ctx, "capacity", "", errOverloaded)
+		}
+	}
 	id, err := v.Verify(ctx, tok)
 	if err != nil {
 		return nil, AsDenial(err)
@@ -164,22 +191,31 @@ func (a *Authenticator) verifyUncached(ctx context.Context, raw string) (*Identi
 	return id, nil
 }
 
-// remember caches id until min(TTL, exp), unless the cache is full.
+// remember caches id, without its claim set, until min(TTL, exp), unless the cache holds
+// CacheMaxEntries tokens already: the bound holds under any flood of valid tokens, which then
+// are verified each time until entries expire.
 func (a *Authenticator) remember(key string, id *Identity) {
 	ttl := min(a.opts.CacheTTL, id.Expiry.Sub(a.opts.Now()))
 	if ttl <= 0 {
 		return
 	}
+	a.bound.Lock()
+	defer a.bound.Unlock()
 	if a.opts.CacheMaxEntries > 0 && a.cache.ItemCount() >= a.opts.CacheMaxEntries {
 		return
 	}
-	a.cache.Set(key, id, ttl)
+	a.cache.Set(key, id.compact(), ttl)
 }
 
+// cacheKey is the HMAC-SHA256 of the token under a key of this process: the cache never
+// holds a token, nor anything that would let one be checked offline.
 func (a *Authenticator) cacheKey(raw string) string {
-	m := hmac.New(sha256.New, a.hashKey)
-	m.Write([]byte(raw))
-	return hex.EncodeToString(m.Sum(nil))
+	m := a.hashers.Get().(hash.Hash)
+	defer a.hashers.Put(m)
+	m.Reset()
+	_, _ = io.WriteString(m, raw)
+	var sum [sha256.Size]byte
+	return string(m.Sum(sum[:0]))
 }
 
 func (a *Authenticator) observe(hit bool) {

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -158,5 +160,114 @@ func TestMappingDenialKeepsIdentity(t *testing.T) {
 	}
 	if res.Identity == nil || res.Identity.Issuer != "https://a" {
 		t.Fatal("the identity must be reported with a mapping denial, for the log")
+	}
+}
+
+// claimsVerifier accepts every token and hands the identity the token's payload as claims,
+// as the issuer does.
+type claimsVerifier struct{ countingVerifier }
+
+func (v *claimsVerifier) Verify(ctx context.Context, tok *authn.Unverified) (*authn.Identity, error) {
+	id, err := v.countingVerifier.Verify(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	var claims map[string]any
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok.Raw, ".")[1])
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return nil, err
+	}
+	id.SetClaims(claims)
+	return id, nil
+}
+
+// claimsMapper names the user after the token's n claim, as a username template does.
+type claimsMapper struct{}
+
+func (claimsMapper) Map(_ context.Context, id *authn.Identity) (authn.User, error) {
+	claims, err := id.Claims()
+	if err != nil {
+		return authn.User{}, err
+	}
+	u := id.User
+	u.Name = fmt.Sprintf("user-%v", claims["n"])
+	return u, nil
+}
+
+// The cache keeps identities without their claim sets, yet the mapping still reads every
+// claim on a cache hit: from the request's own token.
+func TestMappingReadsClaimsOnCacheHits(t *testing.T) {
+	v := &claimsVerifier{countingVerifier{expiry: time.Now().Add(time.Hour)}}
+	auth, err := authn.New(map[string]authn.Verifier{"https://a": v}, claimsMapper{}, authn.Options{CacheTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{7, 7, 8, 7} {
+		res, err := auth.Authenticate(context.Background(), token("https://a", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("user-%d", n); res.User.Name != want {
+			t.Fatalf("token %d (cached %v): user %q, want %q", n, res.Cached, res.User.Name, want)
+		}
+	}
+	if got := v.calls.Load(); got != 2 {
+		t.Fatalf("%d verifications for two distinct tokens", got)
+	}
+}
+
+// CacheMaxEntries is a hard bound, also when many new tokens are verified at once.
+func TestCacheBoundUnderConcurrency(t *testing.T) {
+	v := &countingVerifier{expiry: time.Now().Add(time.Hour)}
+	auth := newAuth(t, map[string]authn.Verifier{"https://a": v}, authn.Options{CacheTTL: time.Minute, CacheMaxEntries: 10})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for n := range 50 {
+				if _, err := auth.Authenticate(context.Background(), token("https://a", w*1000+n)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := auth.CacheEntries(); got != 10 {
+		t.Fatalf("%d cached tokens; want exactly the bound, 10", got)
+	}
+}
+
+// Beyond MaxInFlight verifications at once, a token is undecided as overloaded (the webhook
+// answers 429, which kube-apiserver retries); a cache hit never waits for a slot.
+func TestInFlightVerificationsAreBounded(t *testing.T) {
+	v := &countingVerifier{expiry: time.Now().Add(time.Hour), delay: 300 * time.Millisecond}
+	auth := newAuth(t, map[string]authn.Verifier{"https://a": v}, authn.Options{CacheTTL: time.Minute, MaxInFlight: 1})
+	if _, err := auth.Authenticate(context.Background(), token("https://a", 0)); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		close(started)
+		_, err := auth.Authenticate(context.Background(), token("https://a", 1))
+		done <- err
+	}()
+	<-started
+	deadline := time.Now().Add(5 * time.Second)
+	for v.calls.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	_, err := auth.Authenticate(context.Background(), token("https://a", 2))
+	var d *authn.Denial
+	if !errors.As(err, &d) || d.Reason != authn.ReasonOverloaded || !d.Retryable {
+		t.Fatalf("a second verification while one runs: want retryable %q, got %v", authn.ReasonOverloaded, err)
+	}
+	if _, err := auth.Authenticate(context.Background(), token("https://a", 0)); err != nil {
+		t.Fatalf("a cached token while the slot is taken: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.Authenticate(context.Background(), token("https://a", 2)); err != nil {
+		t.Fatalf("once the slot is free: %v", err)
 	}
 }

@@ -3,9 +3,20 @@
 // explains every denial with a reason an operator can act on.
 package authn
 
-import "time"
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Identity is what a verified token says about its holder, before any mapping.
+//
+// An Identity is shared once it is built (the cache hands it to every request of the same
+// token), so nothing may modify it. Its whole claim set is not kept in the cache, which holds
+// only the fields below: Claims decodes it again, from the request's own token, when the
+// identity mapping asks for it.
 type Identity struct {
 	// Issuer is the configured issuer URL that verified the token.
 	Issuer string
@@ -13,16 +24,69 @@ type Identity struct {
 	Subject string
 	// Email is the token's email claim, "" when absent.
 	Email string
-	// EmailVerified is the token's email_verified claim, nil when absent.
+	// EmailVerified is the token's email_verified claim, nil when absent; set it with
+	// Verified(b), which allocates nothing.
 	EmailVerified *bool
 	// Groups are the raw values of the configured groups claim, before any prefix.
 	Groups []string
-	// Claims holds every top-level claim of the token.
-	Claims map[string]any
 	// Expiry is the token's exp.
 	Expiry time.Time
 	// User is the user the issuer's claimMappings give.
 	User User
+
+	// claims is the decoded claim set, when at hand; payload is the token's payload segment,
+	// to decode it from when not.
+	claims  map[string]any
+	payload string
+}
+
+var verifiedTrue, verifiedFalse = true, false
+
+// Verified returns a shared pointer to b, for EmailVerified.
+func Verified(b bool) *bool {
+	if b {
+		return &verifiedTrue
+	}
+	return &verifiedFalse
+}
+
+// SetClaims gives the identity the token's decoded claim set. The issuer calls it as it
+// builds the identity; the map must not be modified afterwards.
+func (id *Identity) SetClaims(claims map[string]any) { id.claims = claims }
+
+// Claims returns every top-level claim of the token (nested values included), decoding them
+// from the token when the identity came from the cache. The map must not be modified.
+func (id *Identity) Claims() (map[string]any, error) {
+	if id.claims != nil || id.payload == "" {
+		return id.claims, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(id.payload)
+	if err != nil {
+		return nil, fmt.Errorf("decode the claims of a cached token: %w", err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(b, &claims); err != nil {
+		return nil, fmt.Errorf("decode the claims of a cached token: %w", err)
+	}
+	id.claims = claims
+	return claims, nil
+}
+
+// compact returns the copy of id the cache keeps: everything but the claim set.
+func (id *Identity) compact() *Identity {
+	c := *id
+	c.claims, c.payload = nil, ""
+	return &c
+}
+
+// forRequest returns a copy of a cached identity that can decode its claims from raw, the
+// request's token: the same token the cached identity was verified from.
+func (id *Identity) forRequest(raw string) *Identity {
+	c := *id
+	if _, rest, ok := strings.Cut(raw, "."); ok {
+		c.payload, _, _ = strings.Cut(rest, ".")
+	}
+	return &c
 }
 
 // User is a Kubernetes user, as a TokenReview reports it.

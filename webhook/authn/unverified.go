@@ -33,6 +33,14 @@ type routingClaims struct {
 	Nbf *json.Number `json:"nbf"`
 }
 
+// Denials of tokens that are not JWTs at all, made once: garbage is the cheapest thing to
+// refuse and must stay so.
+var (
+	errNotJWT    = Deny(ReasonMalformed, "not a JWT: want three dot-separated parts")
+	errEmptyPart = Deny(ReasonMalformed, "not a signed JWT: a part is empty")
+	errNoIssuer  = Deny(ReasonMalformed, "the token has no iss claim")
+)
+
 // ParseUnverified reads the header and the routing claims of a compact JWS, without
 // checking anything cryptographic. It rejects anything that cannot be a signed JWT.
 func ParseUnverified(raw string) (*Unverified, error) {
@@ -42,10 +50,10 @@ func ParseUnverified(raw string) (*Unverified, error) {
 	h, rest, ok := strings.Cut(raw, ".")
 	p, sig, ok2 := strings.Cut(rest, ".")
 	if !ok || !ok2 || strings.Contains(sig, ".") {
-		return nil, Deny(ReasonMalformed, "not a JWT: want three dot-separated parts")
+		return nil, errNotJWT
 	}
 	if h == "" || p == "" || sig == "" {
-		return nil, Deny(ReasonMalformed, "not a signed JWT: a part is empty")
+		return nil, errEmptyPart
 	}
 	var hdr header
 	if err := decodeSegment(h, &hdr); err != nil {
@@ -64,7 +72,7 @@ func ParseUnverified(raw string) (*Unverified, error) {
 		return nil, Deny(ReasonMalformed, "nbf: %w", err)
 	}
 	if u.Issuer == "" {
-		return nil, Deny(ReasonMalformed, "the token has no iss claim")
+		return nil, errNoIssuer
 	}
 	return u, nil
 }

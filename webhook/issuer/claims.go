@@ -30,7 +30,9 @@ func (i *Issuer) identity(ctx context.Context, claims map[string]any) (*authn.Id
 			return nil, authn.Record(ctx, "claim rule "+r.Claim, "", authn.Deny(authn.ReasonClaimRule,
 				"claim %q must be the string %q, got %s", r.Claim, r.RequiredValue, describe(claims, r.Claim)))
 		}
-		authn.Record(ctx, "claim rule "+r.Claim, "= "+r.RequiredValue, nil)
+		if authn.Traced(ctx) {
+			authn.Record(ctx, "claim rule "+r.Claim, "= "+r.RequiredValue, nil)
+		}
 	}
 	var cel *celClaims
 	if x := i.cfg.Expressions; !x.ClaimsEmpty() {
@@ -39,13 +41,14 @@ func (i *Issuer) identity(ctx context.Context, claims map[string]any) (*authn.Id
 			return nil, err
 		}
 	}
-	id := &authn.Identity{Issuer: i.URL(), Claims: claims}
+	id := &authn.Identity{Issuer: i.URL()}
+	id.SetClaims(claims)
 	id.Subject, _ = claims["sub"].(string)
 	id.Email, _ = claims["email"].(string)
 	if v, present := claims["email_verified"]; present {
 		verified, isBool := v.(bool)
 		verified = isBool && verified // anything but true counts as unverified
-		id.EmailVerified = &verified
+		id.EmailVerified = authn.Verified(verified)
 	}
 	m := i.cfg.ClaimMappings
 
@@ -64,7 +67,9 @@ func (i *Issuer) identity(ctx context.Context, claims map[string]any) (*authn.Id
 			return nil, authn.Record(ctx, "username", "", err)
 		}
 		id.User.Name = name
-		authn.Record(ctx, "username", fmt.Sprintf("%q from claim %q", name, m.Username.Claim), nil)
+		if authn.Traced(ctx) {
+			recordf(ctx, "username", "%q from claim %q", name, m.Username.Claim)
+		}
 	}
 
 	switch {
@@ -75,7 +80,9 @@ func (i *Issuer) identity(ctx context.Context, claims map[string]any) (*authn.Id
 		}
 		id.Groups = raw
 		id.User.Groups = dropReserved(ctx, raw, *m.Groups.Prefix)
-		authn.Record(ctx, "groups", fmt.Sprintf("%q", id.User.Groups), nil)
+		if authn.Traced(ctx) {
+			recordf(ctx, "groups", "%q", id.User.Groups)
+		}
 	case cel != nil && cel.x.Groups != nil:
 		raw, err := cel.x.Groups.Strings(ctx, cel.vars, &cel.budget)
 		if err != nil {
@@ -97,7 +104,9 @@ func (i *Issuer) identity(ctx context.Context, claims map[string]any) (*authn.Id
 				"uid claim %q must be a string, got %s", m.UID.Claim, describe(claims, m.UID.Claim)))
 		}
 		id.User.UID = uid
-		authn.Record(ctx, "uid", fmt.Sprintf("%q", uid), nil)
+		if authn.Traced(ctx) {
+			recordf(ctx, "uid", "%q", uid)
+		}
 	case cel != nil && cel.x.UID != nil:
 		uid, err := cel.x.UID.String(ctx, cel.vars, &cel.budget)
 		if err != nil {
