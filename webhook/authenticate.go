@@ -67,9 +67,20 @@ func (s *Server) authenticate(c echo.Context) error {
 		result, reason = resultDenied, string(d.Reason)
 		if d.Retryable {
 			result = resultUndecided
-			status.Error = fmt.Sprintf("oidc-authenticator cannot verify the token right now (%s); try again", d.Reason)
 		}
 		s.logDecision(req.Context(), res, result, reason, err)
+		if !d.Retryable {
+			// A clean deny is the same answer for every token: written once, at start.
+			s.observe(start, result, reason)
+			return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.denied[review.APIVersion])
+		}
+		if d.Reason == authn.ReasonOverloaded {
+			// 429 is retried by kube-apiserver's webhook client, with backoff, and not cached.
+			s.observe(start, result, reason)
+			c.Response().Header().Set("Retry-After", "1")
+			return c.JSON(http.StatusTooManyRequests, errorBody{"oidc-authenticator is verifying as many tokens as it may at once (server.maxInFlightVerifications); retry shortly"})
+		}
+		status.Error = fmt.Sprintf("oidc-authenticator cannot verify the token right now (%s); try again", d.Reason)
 	} else {
 		status.Authenticated = true
 		status.User = authenticationv1.UserInfo{Username: res.User.Name, UID: res.User.UID, Groups: res.User.Groups}

@@ -5,6 +5,7 @@ package webhook
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	authenticationv1 "k8s.io/api/authentication/v1"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/metrics"
@@ -54,6 +56,8 @@ type Server struct {
 	readiness         func() []CheckResult
 	tls               *tls.Config
 	requireClientCert bool
+	// denied holds the clean-deny answer, by TokenReview apiVersion.
+	denied map[string][]byte
 }
 
 // New builds the server and its routes.
@@ -76,6 +80,14 @@ func New(opts Options) (*Server, error) {
 		s.tls.ClientAuth = tls.VerifyClientCertIfGiven
 	}
 	s.tls.MinVersion = max(s.tls.MinVersion, tls.VersionTLS12)
+	s.denied = make(map[string][]byte, 2)
+	for _, v := range []string{versionV1, versionV1beta1} {
+		b, err := json.Marshal(reviewResponse(v, authenticationv1.TokenReviewStatus{}))
+		if err != nil {
+			return nil, fmt.Errorf("webhook: encode the denial: %w", err)
+		}
+		s.denied[v] = b
+	}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
@@ -115,6 +127,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		// HTTP/1.1 with keep-alive only: for kube-apiserver's small TokenReview requests it
+		// costs a third of HTTP/2's server CPU per request (docs/performance.md), and it leaves
+		// out HTTP/2's attack surface (rapid reset, CONTINUATION floods).
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()

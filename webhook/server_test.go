@@ -30,6 +30,8 @@ func (fakeAuth) Authenticate(_ context.Context, raw string) (authn.Result, error
 		return authn.Result{User: authn.User{Name: "alice", UID: "u1", Groups: []string{"g"}, Extra: map[string][]string{"k.io/x": {"v"}}}}, nil
 	case "later":
 		return authn.Result{}, authn.Undecided(authn.ReasonIssuerNotReady, io.EOF)
+	case "busy":
+		return authn.Result{}, authn.Undecided(authn.ReasonOverloaded, io.EOF)
 	case "panic":
 		panic("boom")
 	default:
@@ -210,6 +212,21 @@ func TestMalformedRequests(t *testing.T) {
 	}
 	if code, _ := f.post(t, f.client, review("v1", "good")); code != 200 {
 		t.Fatal("the server must keep serving after a panic")
+	}
+}
+
+// Too many verifications at once: 429 with Retry-After, which kube-apiserver's webhook client
+// retries with backoff (and never caches).
+func TestOverloadIs429(t *testing.T) {
+	f := serve(t, true)
+	resp, err := f.client.Post(f.url+"/authenticate", "application/json", strings.NewReader(review("v1", "busy")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "maxInFlightVerifications") {
+		t.Fatalf("got %d, Retry-After %q: %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
 	}
 }
 

@@ -35,13 +35,17 @@ func (i *Issuer) Verify(ctx context.Context, tok *authn.Unverified) (*authn.Iden
 	if err != nil {
 		return nil, i.classify(ctx, tok, state, err)
 	}
-	authn.Record(ctx, "signature", "key "+quoteOrAny(tok.KeyID), nil)
-	authn.Record(ctx, "expiry", "expires "+idt.Expiry.UTC().Format(time.RFC3339), nil)
+	if authn.Traced(ctx) {
+		authn.Record(ctx, "signature", "key "+quoteOrAny(tok.KeyID), nil)
+		authn.Record(ctx, "expiry", "expires "+idt.Expiry.UTC().Format(time.RFC3339), nil)
+	}
 	if !i.audienceMatches(idt.Audience) {
 		return nil, authn.Record(ctx, "audience", "", authn.Deny(authn.ReasonAudience,
 			"token audience %q does not include any of %q", idt.Audience, i.cfg.Issuer.Audiences))
 	}
-	authn.Record(ctx, "audience", fmt.Sprintf("%q", idt.Audience), nil)
+	if authn.Traced(ctx) {
+		authn.Record(ctx, "audience", fmt.Sprintf("%q", idt.Audience), nil)
+	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
 		return nil, authn.Deny(authn.ReasonInvalidClaims, "decode claims: %w", err)

@@ -1,0 +1,99 @@
+package webhook_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer/issuertest"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/metrics"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/pki"
+)
+
+// BenchmarkReview measures the handler's own cost per TokenReview, without TLS or a network:
+// what the server adds on top of the HTTP stack. "floor" is the least any handler does:
+// decode the review and write a fixed answer (test/bench's ceiling server).
+//
+//	go test -run '^$' -bench Review -benchmem ./webhook/
+func BenchmarkReview(b *testing.B) {
+	ti := issuertest.New(b)
+	is, err := issuer.New(ti.Config(), issuer.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	go is.Run(ctx)
+	if err := is.WaitReady(ctx); err != nil {
+		b.Fatal(err)
+	}
+	auth, err := authn.New(map[string]authn.Verifier{is.URL(): is}, nil, authn.Options{CacheTTL: 60e9, CacheMaxEntries: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := webhook.New(webhook.Options{
+		Authenticator: auth, Metrics: metrics.New(), TLS: testTLS(b),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	valid := ti.Token(b, nil)
+	for _, tc := range []struct {
+		name    string
+		handler http.Handler
+		token   string
+	}{
+		{"floor", floorHandler(), valid},
+		{"cache-hit", srv.Handler(), valid},
+		{"garbage", srv.Handler(), strings.Repeat("garbage ", 100)},
+	} {
+		body := review("v1", tc.token)
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				r := httptest.NewRequest(http.MethodPost, "/authenticate", strings.NewReader(body))
+				tc.handler.ServeHTTP(w, r)
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
+
+// testTLS is a serving configuration for servers that are only called through Handler.
+func testTLS(b *testing.B) *tls.Config {
+	files := pki.Files{Dir: b.TempDir()}
+	if _, err := pki.Ensure(files, pki.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(files.ServerCert(), files.ServerKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}
+}
+
+func floorHandler() http.Handler {
+	fixed, _ := json.Marshal(authenticationv1.TokenReview{Status: authenticationv1.TokenReviewStatus{Authenticated: true}})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var review authenticationv1.TokenReview
+		if err := json.NewDecoder(r.Body).Decode(&review); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		_, _ = w.Write(fixed)
+	})
+}
