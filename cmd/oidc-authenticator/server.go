@@ -1,11 +1,16 @@
 package main
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/service"
 )
+
+// logFlushInterval bounds how long a log line of the server waits before it is written.
+const logFlushInterval = 100 * time.Millisecond
 
 func newServerCommand() *cobra.Command {
 	var (
@@ -20,7 +25,9 @@ func newServerCommand() *cobra.Command {
 		Short: "Serve kube-apiserver's TokenReview webhook over HTTPS",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logs.logger(cmd.ErrOrStderr())
+			out := newBatchWriter(cmd.ErrOrStderr(), logFlushInterval)
+			defer out.Close()
+			log, err := logs.logger(out)
 			if err != nil {
 				return err
 			}
