@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,8 +11,8 @@ import (
 )
 
 // serveCeiling runs the ceiling: an HTTPS server that decodes each TokenReview and answers a
-// fixed one, with the same TLS and JSON stack as the others and no verification at all. No
-// webhook can answer faster on this machine.
+// fixed one, with the same TLS, HTTP/1.1 and JSON stack as oidc-authenticator and no
+// verification at all. No webhook can answer faster on this machine.
 func serveCeiling(addr, certFile, keyFile string) error {
 	fixed, err := json.Marshal(authenticationv1.TokenReview{
 		Status: authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{
@@ -32,10 +33,15 @@ func serveCeiling(addr, certFile, keyFile string) error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(fixed)
 	})
-	return serveTLS(addr, certFile, keyFile, mux)
+	return serveTLS(addr, certFile, keyFile, mux, true)
 }
 
-func serveTLS(addr, certFile, keyFile string, h http.Handler) error {
+// serveTLS serves h over HTTPS. HTTP/2 is left on (Go's default, and what a user assembling a
+// webhook gets) unless http1Only; oidc-authenticator serves HTTP/1.1 only.
+func serveTLS(addr, certFile, keyFile string, h http.Handler, http1Only bool) error {
 	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if http1Only {
+		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	}
 	return srv.ListenAndServeTLS(certFile, keyFile)
 }

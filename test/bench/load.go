@@ -68,7 +68,7 @@ func client(roots *x509.CertPool, workers int) *http.Client {
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-			ForceAttemptHTTP2:   true,
+			ForceAttemptHTTP2:   true, // as client-go does: HTTP/2 where the server offers it
 			MaxIdleConnsPerHost: workers,
 		},
 	}

@@ -35,6 +35,7 @@ func main() {
 	flag.IntVar(&o.tokens, "tokens", 100_000, "distinct valid tokens per cold workload (RS256 and ES256); the memory figure is read after them")
 	flag.BoolVar(&o.short, "short", false, "a quick run that checks the harness: 2s workloads, 5,000 tokens")
 	flag.StringVar(&o.only, "only", "", "run only the workload whose name starts with this")
+	flag.BoolVar(&o.peerHTTP1, "peer-http1", false, "serve the peer over HTTP/1.1 only, as oidc-authenticator does (default: Go's HTTP/2, as users assemble it)")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of oidc-authenticator per workload into this directory (its --profiling endpoint)")
 	flag.Parse()
 	if o.short {
@@ -56,15 +57,17 @@ type options struct {
 	short         bool
 	only          string
 	profile       string
+	peerHTTP1     bool
 }
 
-// serve runs one of the reference servers: `bench serve ceiling|peer ADDR CERT KEY [ISSUER CA]`.
+// serve runs one of the reference servers:
+// `bench serve ceiling ADDR CERT KEY` or `bench serve peer|peer-http1 ADDR CERT KEY ISSUER CA`.
 func serve(args []string) error {
 	switch {
 	case len(args) == 4 && args[0] == "ceiling":
 		return serveCeiling(args[1], args[2], args[3])
-	case len(args) == 6 && args[0] == "peer":
-		return servePeer(args[1], args[2], args[3], args[4], args[5])
+	case len(args) == 6 && (args[0] == "peer" || args[0] == "peer-http1"):
+		return servePeer(args[1], args[2], args[3], args[4], args[5], args[0] == "peer-http1")
 	}
-	return fmt.Errorf("want: serve ceiling ADDR CERT KEY | serve peer ADDR CERT KEY ISSUER CA_FILE")
+	return fmt.Errorf("want: serve ceiling ADDR CERT KEY | serve peer|peer-http1 ADDR CERT KEY ISSUER CA_FILE")
 }

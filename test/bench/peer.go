@@ -20,7 +20,7 @@ import (
 // configuration) wrapped in the apiserver's token cache, as Gardener's oidc-webhook-
 // authenticator does. Same claim mappings, cache TTL and TLS as the server under test; like
 // it, denials are not cached.
-func servePeer(addr, certFile, keyFile, issuerURL, caFile string) error {
+func servePeer(addr, certFile, keyFile, issuerURL, caFile string, http1Only bool) error {
 	ca, err := os.ReadFile(caFile)
 	if err != nil {
 		return err
@@ -65,7 +65,7 @@ func servePeer(addr, certFile, keyFile, issuerURL, caFile string) error {
 		}
 		writeJSON(w, review)
 	})
-	return serveTLS(addr, certFile, keyFile, mux)
+	return serveTLS(addr, certFile, keyFile, mux, http1Only)
 }
 
 type staticCA []byte

@@ -59,7 +59,11 @@ func pickup(d time.Duration) string {
 // printReport prints the figures as a Markdown table, then each target of the issue with the
 // ratio measured in this run and whether it is met.
 func printReport(o options, report []workloadReport) {
-	fmt.Printf("## Figures (%d workers, %s workloads, %d tokens per cold workload)\n\n", o.workers, o.duration, o.tokens)
+	peer := "HTTP/2, Go's default"
+	if o.peerHTTP1 {
+		peer = "HTTP/1.1"
+	}
+	fmt.Printf("## Figures (%d workers, %s workloads, %d tokens per cold workload; ceiling and oidc-authenticator HTTP/1.1, peer %s)\n\n", o.workers, o.duration, o.tokens, peer)
 	fmt.Println("| workload | server | req/s | p50 | p90 | p99 | server CPU/req | server RSS | JWKS fetches |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range report {

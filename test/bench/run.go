@@ -95,9 +95,13 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	peerRole := "peer"
+	if o.peerHTTP1 {
+		peerRole = "peer-http1"
+	}
 	servers := []spec{
 		{name: "ceiling", bin: self, args: []string{"serve", "ceiling", "{addr}", roots.certFile, roots.keyFile}, path: "/authenticate", ready: "/readyz"},
-		{name: "peer", bin: self, args: []string{"serve", "peer", "{addr}", roots.certFile, roots.keyFile, iss.URL, roots.certFile}, path: "/authenticate", ready: "/readyz"},
+		{name: "peer", bin: self, args: []string{"serve", peerRole, "{addr}", roots.certFile, roots.keyFile, iss.URL, roots.certFile}, path: "/authenticate", ready: "/readyz"},
 		{name: "oidc-authenticator", bin: authenticator, args: ourArgs(configFile, o.profile != ""), path: "/authenticate", ready: "/readyz"},
 	}
 	workloads := []workload{
