@@ -9,8 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -19,9 +19,10 @@ import (
 
 // ConfigMapSource watches one ConfigMap through the Kubernetes API with a client-go
 // informer restricted to that object (so its RBAC can name it), and reports each accepted
-// or refused version as an Event on the ConfigMap.
+// or refused version as an Event on the ConfigMap. It needs only the core/v1 client, not a
+// whole clientset: the server links no client for any other API group.
 type ConfigMapSource struct {
-	Client          kubernetes.Interface
+	Client          typedcorev1.CoreV1Interface
 	Namespace, Name string
 	Logger          *slog.Logger
 
@@ -42,18 +43,24 @@ func (c *ConfigMapSource) Run(ctx context.Context, update func(Snapshot)) error 
 		log = slog.New(slog.DiscardHandler)
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.CoreV1().Events(c.Namespace)})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.Events(c.Namespace)})
 	defer broadcaster.Shutdown()
 	c.mu.Lock()
 	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "oidc-authenticator"})
 	c.mu.Unlock()
 
-	factory := informers.NewSharedInformerFactoryWithOptions(c.Client, 0,
-		informers.WithNamespace(c.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", c.Name).String()
-		}))
-	informer := factory.Core().V1().ConfigMaps().Informer()
+	configMaps := c.Client.ConfigMaps(c.Namespace)
+	byName := fields.OneTermEqualSelector("metadata.name", c.Name).String()
+	informer := cache.NewSharedIndexInformer(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = byName
+			return configMaps.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = byName
+			return configMaps.Watch(ctx, o)
+		},
+	}, &corev1.ConfigMap{}, 0, cache.Indexers{})
 	deliver := func(obj any) {
 		cm, ok := obj.(*corev1.ConfigMap)
 		if !ok || cm.Name != c.Name {
@@ -81,8 +88,12 @@ func (c *ConfigMapSource) Run(ctx context.Context, update func(Snapshot)) error 
 	}); err != nil {
 		return fmt.Errorf("watch %s: %w", c, err)
 	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		informer.RunWithContext(ctx)
+	}()
+	defer func() { <-stopped }()
 	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
 		return fmt.Errorf("watch %s: stopped before the first list completed", c)
 	}

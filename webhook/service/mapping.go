@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/oidc-authenticator/oidc-authenticator/mapping"
@@ -58,7 +58,7 @@ func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig st
 
 // kubeClient connects to the Kubernetes API with the kubeconfig file, or with the pod's
 // service account when it is "".
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+func kubeClient(kubeconfig string) (corev1client.CoreV1Interface, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		if kubeconfig == "" {
@@ -67,7 +67,7 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("mapping.configMap: read --kubeconfig %s: %w", kubeconfig, err)
 	}
 	rc.UserAgent = "oidc-authenticator"
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := corev1client.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("mapping.configMap: build the Kubernetes client: %w", err)
 	}
