@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unique"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
@@ -193,15 +194,18 @@ func recordf(ctx context.Context, name, format string, args ...any) {
 }
 
 // dropReserved prefixes the raw groups and drops those that would start with system:.
+//
+// Group names are interned: the many cached identities that share a group share its string.
 func dropReserved(ctx context.Context, raw []string, prefix string) []string {
 	var out []string
-	for _, g := range raw {
+	for i, g := range raw {
+		raw[i] = unique.Make(g).Value()
 		g = prefix + g
 		if strings.HasPrefix(g, ReservedPrefix) {
 			authn.Record(ctx, "group "+g, "dropped: tokens may not claim system: groups", nil)
 			continue
 		}
-		out = append(out, g)
+		out = append(out, unique.Make(g).Value())
 	}
 	return out
 }

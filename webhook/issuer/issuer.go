@@ -65,11 +65,18 @@ type Issuer struct {
 	client *http.Client
 	keys   *keySet
 
-	verifier atomic.Pointer[oidc.IDTokenVerifier]
+	// ready is set once discovery and the first key fetch succeeded.
+	ready atomic.Pointer[verifier]
 
 	mu            sync.Mutex
 	status        Status
 	keysForStatus *keySet // keys, once discovered, for Status
+}
+
+// verifier checks tokens once the issuer is discovered: go-oidc's verifier over its keys.
+type verifier struct {
+	keys *keySet
+	oidc *oidc.IDTokenVerifier
 }
 
 // New prepares an issuer; nothing is fetched until Run.
@@ -213,11 +220,11 @@ func (i *Issuer) discover(ctx context.Context) error {
 	i.mu.Lock()
 	i.keysForStatus = i.keys
 	i.mu.Unlock()
-	i.verifier.Store(oidc.NewVerifier(i.URL(), i.keys, &oidc.Config{
-		SkipClientIDCheck:    true, // audiences are matched below, per audienceMatchPolicy
+	i.ready.Store(&verifier{keys: i.keys, oidc: oidc.NewVerifier(i.URL(), i.keys, &oidc.Config{
+		SkipClientIDCheck:    true, // audiences are matched in Verify, per audienceMatchPolicy
 		SupportedSigningAlgs: algorithmNames(),
 		Now:                  i.opts.Now,
-	}))
+	})})
 	i.setStatus(true, fmt.Sprintf("%d signing keys from %s", n, doc.JWKSURI))
 	return nil
 }

@@ -132,6 +132,16 @@ func TestVerifyRules(t *testing.T) {
 			wantUser: "alice@example.com", wantGroups: []string{"oidc:developers", "oidc:admins"},
 		},
 		{
+			name:     "nbf just inside the leeway (clock skew of 4m59s) is honoured",
+			token:    func() string { return ti.Token(t, map[string]any{"nbf": now.Add(issuer.NotBeforeLeeway - time.Second).Unix()}) },
+			wantUser: "alice@example.com", wantGroups: []string{"oidc:developers", "oidc:admins"},
+		},
+		{
+			name:     "iat is not checked, as in kube-apiserver: an iat ahead of our clock is no reason to deny",
+			token:    func() string { return ti.Token(t, map[string]any{"iat": now.Add(time.Hour).Unix()}) },
+			wantUser: "alice@example.com", wantGroups: []string{"oidc:developers", "oidc:admins"},
+		},
+		{
 			name:       "aud must contain a configured audience",
 			token:      func() string { return ti.Token(t, map[string]any{"aud": "someone-else"}) },
 			wantReason: authn.ReasonAudience,

@@ -127,6 +127,36 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 	}
 }
 
+// ensure makes sure the key set holds a key with kid (any key, when kid is empty), refreshing
+// it within the rate limit when it does not. It returns the denial for a key the issuer does
+// not publish, or an undecided answer while the key set cannot be refreshed yet.
+func (k *keySet) ensure(ctx context.Context, kid string) *authn.Denial {
+	if kid == "" || k.has(kid) {
+		return nil
+	}
+	fetched, err := k.refresh(ctx)
+	switch {
+	case err != nil:
+		return authn.Undecided(authn.ReasonKeysUnavailable, err)
+	case k.has(kid):
+		return nil
+	case fetched:
+		return authn.Deny(authn.ReasonUnknownKey, "the issuer publishes no key %q", kid)
+	default:
+		return authn.Undecided(authn.ReasonUnknownKey,
+			fmt.Errorf("key %q is not known yet; the key set is refreshed at most every %s", kid, k.minInterval))
+	}
+}
+
+func (k *keySet) has(kid string) bool {
+	for _, key := range k.current() {
+		if key.KeyID == kid {
+			return true
+		}
+	}
+	return false
+}
+
 // verifyWith tries the keys that match kid (all keys when the token names none). known
 // reports whether a key with that ID exists.
 func verifyWith(jws *jose.JSONWebSignature, kid string, keys []jose.JSONWebKey) (payload []byte, known bool) {

@@ -25,13 +25,18 @@ func (i *Issuer) Verify(ctx context.Context, tok *authn.Unverified) (*authn.Iden
 			"alg %q is not accepted; want one of %v", tok.Algorithm, SigningAlgorithms))
 	}
 	authn.Record(ctx, "algorithm", tok.Algorithm, nil)
-	v := i.verifier.Load()
+	v := i.ready.Load()
 	if v == nil {
 		return nil, authn.Record(ctx, "issuer ready", "", authn.Undecided(authn.ReasonIssuerNotReady,
 			fmt.Errorf("issuer %s is not ready: %s", i.URL(), i.Status().Message)))
 	}
+	// A key ID the issuer does not publish is settled before go-oidc parses the token: a
+	// flood of forged key IDs costs what garbage costs, and the key set a rate-limited fetch.
+	if d := v.keys.ensure(ctx, tok.KeyID); d != nil {
+		return nil, authn.Record(ctx, "signature", "key "+quoteOrAny(tok.KeyID), d)
+	}
 	state := &verifyState{}
-	idt, err := v.Verify(context.WithValue(ctx, verifyStateKey{}, state), tok.Raw)
+	idt, err := v.oidc.Verify(context.WithValue(ctx, verifyStateKey{}, state), tok.Raw)
 	if err != nil {
 		return nil, i.classify(ctx, tok, state, err)
 	}
