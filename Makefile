@@ -24,11 +24,12 @@ dex: $(DEX)
 $(DEX): test/tools/dex/go.mod test/tools/dex/go.sum
 	cd test/tools/dex && CGO_ENABLED=1 $(GO) build -o $(CURDIR)/$(DEX) github.com/dexidp/dex/cmd/dex
 
-## lint: gofmt and go vet (of the module and of test/reference, a module of its own)
+## lint: gofmt and go vet (of the module, and of test/reference and test/bench, modules of their own)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd test/reference && $(GO) vet ./...
+	cd test/bench && $(GO) vet ./...
 
 ## test: every test that needs no Kubernetes cluster (unit tests and integration tests against a real Dex),
 ## then the comparison with kube-apiserver's own JWT authenticator (test/reference, its own module)
