@@ -33,13 +33,14 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 8, "concurrent requests")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each time-bounded workload")
 	flag.IntVar(&o.tokens, "tokens", 100_000, "distinct valid tokens per cold workload (RS256 and ES256); the memory figure is read after them")
-	flag.BoolVar(&o.short, "short", false, "a quick run that checks the harness: 2s workloads, 5,000 tokens")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per workload, the servers interleaved; the median round is reported")
+	flag.BoolVar(&o.short, "short", false, "a quick run that checks the harness: one round of 2s workloads, 5,000 tokens")
 	flag.StringVar(&o.only, "only", "", "run only the workload whose name starts with this")
 	flag.BoolVar(&o.peerHTTP1, "peer-http1", false, "serve the peer over HTTP/1.1 only, as oidc-authenticator does (default: Go's HTTP/2, as users assemble it)")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of oidc-authenticator per workload into this directory (its --profiling endpoint)")
 	flag.Parse()
 	if o.short {
-		o.duration, o.tokens = 2*time.Second, 5_000
+		o.duration, o.tokens, o.rounds = 2*time.Second, 5_000, 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -54,6 +55,7 @@ type options struct {
 	workers       int
 	duration      time.Duration
 	tokens        int
+	rounds        int
 	short         bool
 	only          string
 	profile       string

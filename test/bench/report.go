@@ -63,13 +63,13 @@ func printReport(o options, report []workloadReport) {
 	if o.peerHTTP1 {
 		peer = "HTTP/1.1"
 	}
-	fmt.Printf("## Figures (%d workers, %s workloads, %d tokens per cold workload; ceiling and oidc-authenticator HTTP/1.1, peer %s)\n\n", o.workers, o.duration, o.tokens, peer)
-	fmt.Println("| workload | server | req/s | p50 | p90 | p99 | server CPU/req | server RSS | JWKS fetches |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Printf("## Figures (%d workers, %s workloads, %d tokens per cold workload, median of %d rounds; ceiling and oidc-authenticator HTTP/1.1, peer %s)\n\n", o.workers, o.duration, o.tokens, o.rounds, peer)
+	fmt.Println("| workload | server | req/s (median) | req/s (range) | p50 | p90 | p99 | server CPU/req | server RSS | JWKS fetches |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range report {
 		for _, m := range r.results {
 			l := m.load
-			fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %s | %.1f MiB | %d |\n", r.workload.name, m.server, l.rate(),
+			fmt.Printf("| %s | %s | %.0f | %.0f–%.0f | %s | %s | %s | %s | %.1f MiB | %d |\n", r.workload.name, m.server, l.rate(), m.minRate, m.maxRate,
 				us(l.percentile(0.5)), us(l.percentile(0.9)), us(l.percentile(0.99)), us(m.cpuPerReq), float64(m.rss)/(1<<20), m.jwksFetches)
 		}
 	}
@@ -166,4 +166,25 @@ func startProfile(ctx context.Context, o options, sp spec, s *server, w workload
 		done <- errors.Join(err, f.Close())
 	}()
 	return func() error { return <-done }, nil
+}
+
+// saveHeapProfile writes oidc-authenticator's heap profile after a workload, when -profile
+// names a directory: what the cache and everything else keep alive.
+func saveHeapProfile(ctx context.Context, o options, sp spec, s *server, w workload, roots *x509.CertPool) error {
+	if o.profile == "" || sp.name != "oidc-authenticator" {
+		return nil
+	}
+	url := strings.TrimSuffix(s.url, "/authenticate") + "/debug/pprof/heap"
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := client(roots, 1).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(filepath.Join(o.profile, strings.ReplaceAll(w.name, " ", "-")+".heap"))
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +33,8 @@ type measurement struct {
 	rss         int64
 	jwksFetches int64
 	pickup      time.Duration // for rotate: time from publishing the new key to its first acceptance; -1 never
+	// minRate and maxRate are the extremes over the rounds.
+	minRate, maxRate float64
 }
 
 func run(ctx context.Context, o options) error {
@@ -116,17 +120,25 @@ func run(ctx context.Context, o options) error {
 		if !strings.HasPrefix(w.name, o.only) {
 			continue
 		}
+		// Rounds interleave the servers, so that a noisy moment of this shared machine falls on
+		// all of them alike; each server's figures are those of its median round by req/s.
+		rounds := make(map[string][]measurement, len(servers))
+		for round := range o.rounds {
+			for _, sp := range servers {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				m, err := measure(ctx, o, sp, w, dir, roots, iss, keys["rs-2"], rotated[0], warmup)
+				if err != nil {
+					return fmt.Errorf("%s, %s: %w", w.name, sp.name, err)
+				}
+				rounds[sp.name] = append(rounds[sp.name], m)
+				fmt.Printf("round %d  %s\n", round+1, m.line(w))
+			}
+		}
 		r := workloadReport{workload: w}
 		for _, sp := range servers {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			m, err := measure(ctx, o, sp, w, dir, roots, iss, keys["rs-2"], rotated[0], warmup)
-			if err != nil {
-				return fmt.Errorf("%s, %s: %w", w.name, sp.name, err)
-			}
-			r.results = append(r.results, m)
-			fmt.Println(m.line(w))
+			r.results = append(r.results, median(rounds[sp.name]))
 		}
 		report = append(report, r)
 		fmt.Println()
@@ -220,6 +232,9 @@ func measure(ctx context.Context, o options, sp spec, w workload, dir string, ro
 	if err := stopProfile(); err != nil {
 		return measurement{}, err
 	}
+	if err := saveHeapProfile(ctx, o, sp, s, w, roots.pool); err != nil {
+		return measurement{}, err
+	}
 	m := measurement{
 		server: sp.name, load: res, rss: after.rss,
 		jwksFetches: iss.jwksHits.Load() - fetches,
@@ -256,4 +271,13 @@ func probeRotation(ctx context.Context, url string, roots tlsRoots, iss *issuer,
 		}
 	}
 	return -1
+}
+
+// median returns the measurement with the median req/s, with the spread of all rounds.
+func median(ms []measurement) measurement {
+	sorted := slices.Clone(ms)
+	slices.SortFunc(sorted, func(a, b measurement) int { return cmp.Compare(a.load.rate(), b.load.rate()) })
+	m := sorted[len(sorted)/2]
+	m.minRate, m.maxRate = sorted[0].load.rate(), sorted[len(sorted)-1].load.rate()
+	return m
 }
