@@ -132,8 +132,10 @@ func TestVerifyRules(t *testing.T) {
 			wantUser: "alice@example.com", wantGroups: []string{"oidc:developers", "oidc:admins"},
 		},
 		{
-			name:     "nbf just inside the leeway (clock skew of 4m59s) is honoured",
-			token:    func() string { return ti.Token(t, map[string]any{"nbf": now.Add(issuer.NotBeforeLeeway - time.Second).Unix()}) },
+			name: "nbf just inside the leeway (clock skew of 4m59s) is honoured",
+			token: func() string {
+				return ti.Token(t, map[string]any{"nbf": now.Add(issuer.NotBeforeLeeway - time.Second).Unix()})
+			},
 			wantUser: "alice@example.com", wantGroups: []string{"oidc:developers", "oidc:admins"},
 		},
 		{
