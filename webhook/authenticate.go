@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,7 +81,8 @@ func (s *Server) authenticate(c echo.Context) error {
 			c.Response().Header().Set("Retry-After", "1")
 			return c.JSON(http.StatusTooManyRequests, errorBody{"oidc-authenticator is verifying as many tokens as it may at once (server.maxInFlightVerifications); retry shortly"})
 		}
-		status.Error = fmt.Sprintf("oidc-authenticator cannot verify the token right now (%s); try again", d.Reason)
+		s.observe(start, result, reason)
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.undecidedAnswer(review.APIVersion, d.Reason))
 	} else {
 		status.Authenticated = true
 		status.User = authenticationv1.UserInfo{Username: res.User.Name, UID: res.User.UID, Groups: res.User.Groups}
@@ -123,4 +125,19 @@ func (s *Server) observe(start time.Time, result, reason string) {
 	}
 	s.metrics.Requests.WithLabelValues(result, reason).Inc()
 	s.metrics.Duration.WithLabelValues(result).Observe(time.Since(start).Seconds())
+}
+
+// undecidedAnswer is the answer for a token that cannot be judged now: authenticated false
+// with a short status.error, so that kube-apiserver neither caches it nor shows our details.
+// It depends only on the version and the reason, and is made once for each.
+func (s *Server) undecidedAnswer(apiVersion string, reason authn.Reason) []byte {
+	key := apiVersion + " " + string(reason)
+	if b, ok := s.undecided.Load(key); ok {
+		return b.([]byte)
+	}
+	b, _ := json.Marshal(reviewResponse(apiVersion, authenticationv1.TokenReviewStatus{
+		Error: fmt.Sprintf("oidc-authenticator cannot verify the token right now (%s); try again", reason),
+	}))
+	s.undecided.Store(key, b)
+	return b
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -58,6 +59,8 @@ type Server struct {
 	requireClientCert bool
 	// denied holds the clean-deny answer, by TokenReview apiVersion.
 	denied map[string][]byte
+	// undecided holds undecided answers, by apiVersion and reason, made on first use.
+	undecided sync.Map
 }
 
 // New builds the server and its routes.
