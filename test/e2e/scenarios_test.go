@@ -190,8 +190,14 @@ func (w *world) deniedFor(name, reason, token string) {
 		w.t.Errorf("%s: %v", name, err)
 		return
 	}
-	if after := strings.Count(w.webhook.logText(), want); after <= before {
-		w.t.Errorf("%s: the webhook logged no %q denial", name, want)
+	// The server writes its log in batches, at most 100 ms apart.
+	deadline := time.Now().Add(2 * time.Second)
+	for strings.Count(w.webhook.logText(), want) <= before {
+		if time.Now().After(deadline) {
+			w.t.Errorf("%s: the webhook logged no %q denial", name, want)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
