@@ -61,41 +61,46 @@ func (s *Server) authenticate(c echo.Context) error {
 	}
 
 	res, err := s.auth.Authenticate(req.Context(), review.Spec.Token)
-	var status authenticationv1.TokenReviewStatus
-	result, reason := resultAllowed, ""
 	if err != nil {
-		d := authn.AsDenial(err)
-		result, reason = resultDenied, string(d.Reason)
-		if d.Retryable {
-			result = resultUndecided
-		}
-		s.logDecision(req.Context(), res, result, reason, err)
-		if !d.Retryable {
-			// A clean deny is the same answer for every token: written once, at start.
-			s.observe(start, result, reason)
-			return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.denied[review.APIVersion])
-		}
-		if d.Reason == authn.ReasonOverloaded {
-			// 429 is retried by kube-apiserver's webhook client, with backoff, and not cached.
-			s.observe(start, result, reason)
-			c.Response().Header().Set("Retry-After", "1")
-			return c.JSON(http.StatusTooManyRequests, errorBody{"oidc-authenticator is verifying as many tokens as it may at once (server.maxInFlightVerifications); retry shortly"})
-		}
-		s.observe(start, result, reason)
-		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.undecidedAnswer(review.APIVersion, d.Reason))
-	} else {
-		status.Authenticated = true
-		status.User = authenticationv1.UserInfo{Username: res.User.Name, UID: res.User.UID, Groups: res.User.Groups}
-		if len(res.User.Extra) > 0 {
-			status.User.Extra = make(map[string]authenticationv1.ExtraValue, len(res.User.Extra))
-			for k, v := range res.User.Extra {
-				status.User.Extra[k] = authenticationv1.ExtraValue(v)
-			}
-		}
-		s.logDecision(req.Context(), res, result, "", nil)
+		return s.refuse(c, start, review.APIVersion, res, authn.AsDenial(err))
 	}
-	s.observe(start, result, reason)
-	return c.JSON(http.StatusOK, reviewResponse(review.APIVersion, status))
+	s.logDecision(req.Context(), res, resultAllowed, "", nil)
+	s.observe(start, resultAllowed, "")
+	return c.JSON(http.StatusOK, reviewResponse(review.APIVersion, allowed(res.User)))
+}
+
+// refuse answers a token that was not accepted: the clean deny (made once, at start) when it
+// is invalid, a 429 when too many tokens are being verified (kube-apiserver retries it with
+// backoff and caches neither), else the undecided answer for its reason.
+func (s *Server) refuse(c echo.Context, start time.Time, apiVersion string, res authn.Result, d *authn.Denial) error {
+	result := resultDenied
+	if d.Retryable {
+		result = resultUndecided
+	}
+	s.logDecision(c.Request().Context(), res, result, string(d.Reason), d)
+	s.observe(start, result, string(d.Reason))
+	switch {
+	case !d.Retryable:
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.denied[apiVersion])
+	case d.Reason == authn.ReasonOverloaded:
+		c.Response().Header().Set("Retry-After", "1")
+		return c.JSON(http.StatusTooManyRequests, errorBody{"oidc-authenticator is verifying as many tokens as it may at once (server.maxInFlightVerifications); retry shortly"})
+	default:
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.undecidedAnswer(apiVersion, d.Reason))
+	}
+}
+
+// allowed is the status of an accepted token.
+func allowed(u authn.User) authenticationv1.TokenReviewStatus {
+	st := authenticationv1.TokenReviewStatus{Authenticated: true,
+		User: authenticationv1.UserInfo{Username: u.Name, UID: u.UID, Groups: u.Groups}}
+	if len(u.Extra) > 0 {
+		st.User.Extra = make(map[string]authenticationv1.ExtraValue, len(u.Extra))
+		for k, v := range u.Extra {
+			st.User.Extra[k] = authenticationv1.ExtraValue(v)
+		}
+	}
+	return st
 }
 
 func (s *Server) logDecision(ctx context.Context, res authn.Result, result, reason string, err error) {

@@ -55,7 +55,9 @@ func Verified(b bool) *bool {
 func (id *Identity) SetClaims(claims map[string]any) { id.claims = claims }
 
 // Claims returns every top-level claim of the token (nested values included), decoding them
-// from the token when the identity came from the cache. The map must not be modified.
+// from the token when the identity came from the cache. The map must not be modified. Only an
+// identity made for one request (from the cache) decodes, and so writes to itself; a shared
+// identity always holds its claims already.
 func (id *Identity) Claims() (map[string]any, error) {
 	if id.claims != nil || id.payload == "" {
 		return id.claims, nil

@@ -68,9 +68,8 @@ type Issuer struct {
 	// ready is set once discovery and the first key fetch succeeded.
 	ready atomic.Pointer[verifier]
 
-	mu            sync.Mutex
-	status        Status
-	keysForStatus *keySet // keys, once discovered, for Status
+	mu     sync.Mutex
+	status Status
 }
 
 // verifier checks tokens once the issuer is discovered: go-oidc's verifier over its keys.
@@ -127,11 +126,13 @@ func (i *Issuer) URL() string { return i.cfg.Issuer.URL }
 // verifying) and says so.
 func (i *Issuer) Status() Status {
 	i.mu.Lock()
-	st, keys := i.status, i.keysForStatus
+	st := i.status
 	i.mu.Unlock()
-	if !st.Ready || keys == nil {
+	v := i.ready.Load()
+	if !st.Ready || v == nil {
 		return st
 	}
+	keys := v.keys
 	h := keys.state()
 	st.Message = fmt.Sprintf("%d signing keys from %s, fetched at %s", h.keys, keys.url, stamp(h.lastOK))
 	if h.failures > 0 {
@@ -217,9 +218,6 @@ func (i *Issuer) discover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	i.mu.Lock()
-	i.keysForStatus = i.keys
-	i.mu.Unlock()
 	i.ready.Store(&verifier{keys: i.keys, oidc: oidc.NewVerifier(i.URL(), i.keys, &oidc.Config{
 		SkipClientIDCheck:    true, // audiences are matched in Verify, per audienceMatchPolicy
 		SupportedSigningAlgs: algorithmNames(),

@@ -119,11 +119,8 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 		return payload, nil
 	case known || (kid == "" && fetched):
 		return nil, k.fail(ctx, authn.Deny(authn.ReasonBadSignature, "signature does not verify with any key of the issuer"))
-	case fetched:
-		return nil, k.fail(ctx, authn.Deny(authn.ReasonUnknownKey, "the issuer publishes no key %q", kid))
 	default:
-		return nil, k.fail(ctx, authn.Undecided(authn.ReasonUnknownKey,
-			fmt.Errorf("key %q is not known yet; the key set is refreshed at most every %s", kid, k.minInterval)))
+		return nil, k.fail(ctx, k.unknownKey(kid, fetched))
 	}
 }
 
@@ -140,12 +137,19 @@ func (k *keySet) ensure(ctx context.Context, kid string) *authn.Denial {
 		return authn.Undecided(authn.ReasonKeysUnavailable, err)
 	case k.has(kid):
 		return nil
-	case fetched:
-		return authn.Deny(authn.ReasonUnknownKey, "the issuer publishes no key %q", kid)
 	default:
-		return authn.Undecided(authn.ReasonUnknownKey,
-			fmt.Errorf("key %q is not known yet; the key set is refreshed at most every %s", kid, k.minInterval))
+		return k.unknownKey(kid, fetched)
 	}
+}
+
+// unknownKey is the verdict on a key ID the key set lacks: denied when the key set was just
+// fetched, undecided while the rate limit keeps it from being fetched.
+func (k *keySet) unknownKey(kid string, fetched bool) *authn.Denial {
+	if fetched {
+		return authn.Deny(authn.ReasonUnknownKey, "the issuer publishes no key %q", kid)
+	}
+	return authn.Undecided(authn.ReasonUnknownKey,
+		fmt.Errorf("key %q is not known yet; the key set is refreshed at most every %s", kid, k.minInterval))
 }
 
 func (k *keySet) has(kid string) bool {
