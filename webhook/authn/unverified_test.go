@@ -1,6 +1,7 @@
 package authn_test
 
 import (
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -24,6 +25,18 @@ func TestParseUnverified(t *testing.T) {
 		{"payload not JSON", strings.Split(good, ".")[0] + ".bm90IGpzb24.c2ln", false},
 		{"no iss", strings.Split(good, ".")[0] + ".e30.c2ln", false},
 		{"too long", good + strings.Repeat("A", authn.MaxTokenBytes), false},
+		{"signature not base64url", good + "!", false},
+		// The registered claims must have the types go-oidc, and so kube-apiserver, insists on.
+		{"aud a list of strings", withClaims(`{"iss":"https://a","aud":["x","y"]}`), true},
+		{"aud a number", withClaims(`{"iss":"https://a","aud":5}`), false},
+		{"sub a number", withClaims(`{"iss":"https://a","sub":5}`), false},
+		{"iss a number", withClaims(`{"iss":5}`), false},
+		{"exp a number with a fraction", withClaims(`{"iss":"https://a","exp":1.5}`), true},
+		{"exp not a number", withClaims(`{"iss":"https://a","exp":"soon"}`), false},
+		{"iat not a number", withClaims(`{"iss":"https://a","iat":true}`), false},
+		{"nonce a number", withClaims(`{"iss":"https://a","nonce":1}`), false},
+		{"_claim_names naming a source that is absent", withClaims(`{"iss":"https://a","_claim_names":{"groups":"src1"}}`), false},
+		{"_claim_names naming a source that is present", withClaims(`{"iss":"https://a","_claim_names":{"groups":"src1"},"_claim_sources":{"src1":{"endpoint":"https://e"}}}`), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -40,6 +53,12 @@ func TestParseUnverified(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withClaims is a token with the header of token() and the given claim set.
+func withClaims(claims string) string {
+	parts := strings.Split(token("https://a", 1), ".")
+	return parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + "." + parts[2]
 }
 
 // FuzzParseUnverified: no input may panic the pre-parser, and anything it accepts has an

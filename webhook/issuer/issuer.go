@@ -1,6 +1,7 @@
 // Package issuer verifies the id_tokens of one configured OIDC issuer: it discovers the
-// issuer in the background, keeps its signing keys, checks each token with go-oidc and turns
-// the token's claims into a Kubernetes user as kube-apiserver's JWT authenticator does.
+// issuer in the background, keeps its signing keys, checks each token as go-oidc's verifier
+// does and turns the token's claims into a Kubernetes user as kube-apiserver's JWT
+// authenticator does.
 package issuer
 
 import (
@@ -18,7 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
@@ -65,17 +65,11 @@ type Issuer struct {
 	client *http.Client
 	keys   *keySet
 
-	// ready is set once discovery and the first key fetch succeeded.
-	ready atomic.Pointer[verifier]
+	// ready holds the key set once discovery and the first key fetch succeeded.
+	ready atomic.Pointer[keySet]
 
 	mu     sync.Mutex
 	status Status
-}
-
-// verifier checks tokens once the issuer is discovered: go-oidc's verifier over its keys.
-type verifier struct {
-	keys *keySet
-	oidc *oidc.IDTokenVerifier
 }
 
 // New prepares an issuer; nothing is fetched until Run.
@@ -128,11 +122,10 @@ func (i *Issuer) Status() Status {
 	i.mu.Lock()
 	st := i.status
 	i.mu.Unlock()
-	v := i.ready.Load()
-	if !st.Ready || v == nil {
+	keys := i.ready.Load()
+	if !st.Ready || keys == nil {
 		return st
 	}
-	keys := v.keys
 	h := keys.state()
 	st.Message = fmt.Sprintf("%d signing keys from %s, fetched at %s", h.keys, keys.url, stamp(h.lastOK))
 	if h.failures > 0 {
@@ -218,11 +211,7 @@ func (i *Issuer) discover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	i.ready.Store(&verifier{keys: i.keys, oidc: oidc.NewVerifier(i.URL(), i.keys, &oidc.Config{
-		SkipClientIDCheck:    true, // audiences are matched in Verify, per audienceMatchPolicy
-		SupportedSigningAlgs: algorithmNames(),
-		Now:                  i.opts.Now,
-	})})
+	i.ready.Store(i.keys)
 	i.setStatus(true, fmt.Sprintf("%d signing keys from %s", n, doc.JWKSURI))
 	return nil
 }
@@ -263,12 +252,4 @@ func (i *Issuer) fetchDiscovery(ctx context.Context) (*discoveryDocument, error)
 		return nil, fmt.Errorf("discovery %s: the document has no jwks_uri", u)
 	}
 	return &doc, nil
-}
-
-func algorithmNames() []string {
-	names := make([]string, len(SigningAlgorithms))
-	for n, a := range SigningAlgorithms {
-		names[n] = string(a)
-	}
-	return names
 }

@@ -18,10 +18,10 @@ import (
 
 // SigningAlgorithms are the JWS algorithms a token may be signed with: the asymmetric ones
 // kube-apiserver accepts. "none" and the HMAC family are never accepted.
-var SigningAlgorithms = []jose.SignatureAlgorithm{
-	jose.RS256, jose.RS384, jose.RS512,
-	jose.ES256, jose.ES384, jose.ES512,
-	jose.PS256, jose.PS384, jose.PS512,
+var SigningAlgorithms = []string{
+	"RS256", "RS384", "RS512",
+	"ES256", "ES384", "ES512",
+	"PS256", "PS384", "PS512",
 }
 
 const maxJWKSBytes = 1 << 20
@@ -36,7 +36,7 @@ type keySet struct {
 	now         func() time.Time
 	onFetch     func(keys int, err error)
 
-	keys   atomic.Pointer[[]jose.JSONWebKey]
+	keys   atomic.Pointer[[]publicKey]
 	flight singleflight.Group
 
 	mu        sync.Mutex
@@ -79,49 +79,43 @@ func (k *keySet) state() keyHealth {
 	return h
 }
 
-// verifyState carries the key set's precise verdict past go-oidc, which flattens the
-// errors of a KeySet into text.
-type verifyState struct{ denial *authn.Denial }
-
-type verifyStateKey struct{}
-
-func (k *keySet) fail(ctx context.Context, d *authn.Denial) error {
-	if s, ok := ctx.Value(verifyStateKey{}).(*verifyState); ok {
-		s.denial = d
+// verify checks the token's signature with the issuer's keys: the key its kid names, or
+// every key when it names none, as go-oidc does. The caller has made sure that the key set
+// holds a named kid (ensure). A token that names no key may be signed by one the issuer added
+// since the last fetch: the key set is then refreshed, within the rate limit, and tried again.
+func (k *keySet) verify(ctx context.Context, tok *authn.Unverified) *authn.Denial {
+	if k.verifies(tok) {
+		return nil
 	}
-	return d
-}
-
-// VerifySignature implements oidc.KeySet.
-func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, SigningAlgorithms)
-	if err != nil {
-		return nil, k.fail(ctx, authn.Deny(authn.ReasonMalformed, "parse signature: %w", err))
-	}
-	if len(jws.Signatures) != 1 {
-		return nil, k.fail(ctx, authn.Deny(authn.ReasonMalformed, "want exactly one signature, got %d", len(jws.Signatures)))
-	}
-	kid := jws.Signatures[0].Header.KeyID
-	payload, known := verifyWith(jws, kid, k.current())
-	if payload != nil {
-		return payload, nil
-	}
-	if known {
-		return nil, k.fail(ctx, authn.Deny(authn.ReasonBadSignature, "signature does not verify with key %q", kid))
+	if tok.KeyID != "" {
+		return authn.Deny(authn.ReasonBadSignature, "signature does not verify with key %q", tok.KeyID)
 	}
 	fetched, err := k.refresh(ctx)
-	if err != nil {
-		return nil, k.fail(ctx, authn.Undecided(authn.ReasonKeysUnavailable, err))
-	}
-	payload, known = verifyWith(jws, kid, k.current())
 	switch {
-	case payload != nil:
-		return payload, nil
-	case known || (kid == "" && fetched):
-		return nil, k.fail(ctx, authn.Deny(authn.ReasonBadSignature, "signature does not verify with any key of the issuer"))
+	case err != nil:
+		return authn.Undecided(authn.ReasonKeysUnavailable, err)
+	case !fetched:
+		return authn.Undecided(authn.ReasonUnknownKey, fmt.Errorf(
+			"the token names no key and no key of the issuer verifies it; the key set is refreshed at most every %s", k.minInterval))
+	case k.verifies(tok):
+		return nil
 	default:
-		return nil, k.fail(ctx, k.unknownKey(kid, fetched))
+		return authn.Deny(authn.ReasonBadSignature, "signature does not verify with any key of the issuer")
 	}
+}
+
+func (k *keySet) verifies(tok *authn.Unverified) bool {
+	input := tok.SigningInput()
+	keys := k.current()
+	for i := range keys {
+		if tok.KeyID != "" && keys[i].id != tok.KeyID {
+			continue
+		}
+		if keys[i].verifies(tok.Algorithm, input, tok.Signature) {
+			return true
+		}
+	}
+	return false
 }
 
 // ensure makes sure the key set holds a key with kid (any key, when kid is empty), refreshing
@@ -154,29 +148,14 @@ func (k *keySet) unknownKey(kid string, fetched bool) *authn.Denial {
 
 func (k *keySet) has(kid string) bool {
 	for _, key := range k.current() {
-		if key.KeyID == kid {
+		if key.id == kid {
 			return true
 		}
 	}
 	return false
 }
 
-// verifyWith tries the keys that match kid (all keys when the token names none). known
-// reports whether a key with that ID exists.
-func verifyWith(jws *jose.JSONWebSignature, kid string, keys []jose.JSONWebKey) (payload []byte, known bool) {
-	for i := range keys {
-		if kid != "" && keys[i].KeyID != kid {
-			continue
-		}
-		known = kid != ""
-		if p, err := jws.Verify(&keys[i]); err == nil {
-			return p, true
-		}
-	}
-	return nil, known
-}
-
-func (k *keySet) current() []jose.JSONWebKey {
+func (k *keySet) current() []publicKey {
 	if p := k.keys.Load(); p != nil {
 		return *p
 	}
@@ -235,7 +214,7 @@ func (k *keySet) fetch(ctx context.Context) (int, error) {
 	return v.(int), nil
 }
 
-func (k *keySet) download(ctx context.Context) ([]jose.JSONWebKey, error) {
+func (k *keySet) download(ctx context.Context) ([]publicKey, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetch keys from %s: %w", k.url, err)
@@ -259,22 +238,24 @@ func (k *keySet) download(ctx context.Context) ([]jose.JSONWebKey, error) {
 	return parseKeySet(body)
 }
 
-// parseKeySet decodes a JWKS, keeping the public signing keys and skipping any entry it
-// cannot use (encryption keys, unknown key types) rather than failing the whole set.
-func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
+// parseKeySet decodes a JWKS with go-jose, keeping the public signing keys and skipping any
+// entry it cannot use (encryption keys, unknown key types) rather than failing the whole set.
+func parseKeySet(body []byte) ([]publicKey, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &set); err != nil {
 		return nil, fmt.Errorf("the key set is not JSON: %w", err)
 	}
-	keys := make([]jose.JSONWebKey, 0, len(set.Keys))
+	keys := make([]publicKey, 0, len(set.Keys))
 	for _, raw := range set.Keys {
-		var key jose.JSONWebKey
-		if err := key.UnmarshalJSON(raw); err != nil || key.Use == "enc" || !key.IsPublic() || !key.Valid() {
+		var jwk jose.JSONWebKey
+		if err := jwk.UnmarshalJSON(raw); err != nil || jwk.Use == "enc" || !jwk.IsPublic() || !jwk.Valid() {
 			continue
 		}
-		keys = append(keys, key)
+		if key, err := newPublicKey(jwk); err == nil {
+			keys = append(keys, key)
+		}
 	}
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("the key set has no usable signing key")
