@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -60,6 +62,7 @@ type Options struct {
 // Authenticator answers "who holds this token?".
 type Authenticator struct {
 	issuers map[string]Verifier
+	names   []string // the issuers' URLs, for packing identities into the cache
 	mapper  Mapper
 	opts    Options
 	cache   *gocache.Cache
@@ -91,6 +94,7 @@ func New(issuers map[string]Verifier, mapper Mapper, opts Options) (*Authenticat
 		opts.Now = time.Now
 	}
 	a := &Authenticator{issuers: issuers, mapper: mapper, opts: opts}
+	a.names = slices.Sorted(maps.Keys(issuers))
 	if opts.MaxInFlight > 0 {
 		a.slots = make(chan struct{}, opts.MaxInFlight)
 	}
@@ -141,8 +145,11 @@ func (a *Authenticator) verify(ctx context.Context, raw string) (*Identity, bool
 	}
 	key := a.cacheKey(raw)
 	if v, ok := a.cache.Get(key); ok {
-		a.observe(true)
-		return v.(*Identity).forRequest(raw), true, nil
+		if id, err := unpackIdentity(v.(string), a.names); err == nil {
+			a.observe(true)
+			return id.withPayload(raw), true, nil
+		}
+		a.cache.Delete(key) // never expected: verify the token again
 	}
 	a.observe(false)
 	// Concurrent requests for the same new token verify it once. The work is detached from
@@ -191,7 +198,7 @@ func (a *Authenticator) verifyUncached(ctx context.Context, raw string) (*Identi
 	return id, nil
 }
 
-// remember caches id, without its claim set, until min(TTL, exp), unless the cache holds
+// remember caches id, packed and without its claim set, until min(TTL, exp), unless the cache holds
 // CacheMaxEntries tokens already: the bound holds under any flood of valid tokens, which then
 // are verified each time until entries expire.
 func (a *Authenticator) remember(key string, id *Identity) {
@@ -204,18 +211,23 @@ func (a *Authenticator) remember(key string, id *Identity) {
 	if a.opts.CacheMaxEntries > 0 && a.cache.ItemCount() >= a.opts.CacheMaxEntries {
 		return
 	}
-	a.cache.Set(key, id.compact(), ttl)
+	i, found := slices.BinarySearch(a.names, id.Issuer)
+	if !found {
+		return
+	}
+	a.cache.Set(key, id.pack(i), ttl)
 }
 
-// cacheKey is the HMAC-SHA256 of the token under a key of this process: the cache never
-// holds a token, nor anything that would let one be checked offline.
+// cacheKey is the HMAC-SHA256 of the token under a key of this process, truncated to 128 bits
+// (as HMAC-SHA-256-128 is, RFC 4868): the cache never holds a token, nor anything that would
+// let one be checked offline, and two tokens collide with a chance of 2^-128.
 func (a *Authenticator) cacheKey(raw string) string {
 	m := a.hashers.Get().(hash.Hash)
 	defer a.hashers.Put(m)
 	m.Reset()
 	_, _ = io.WriteString(m, raw)
 	var sum [sha256.Size]byte
-	return string(m.Sum(sum[:0]))
+	return string(m.Sum(sum[:0])[:16])
 }
 
 func (a *Authenticator) observe(hit bool) {

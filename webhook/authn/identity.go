@@ -13,10 +13,9 @@ import (
 
 // Identity is what a verified token says about its holder, before any mapping.
 //
-// An Identity is shared once it is built (the cache hands it to every request of the same
-// token), so nothing may modify it. Its whole claim set is not kept in the cache, which holds
-// only the fields below: Claims decodes it again, from the request's own token, when the
-// identity mapping asks for it.
+// Nothing may modify an Identity once it is built. The cache keeps its fields below, packed
+// (packed.go), but not its claim set: Claims decodes that again, from the request's own
+// token, when the identity mapping asks for it.
 type Identity struct {
 	// Issuer is the configured issuer URL that verified the token.
 	Issuer string
@@ -56,8 +55,7 @@ func (id *Identity) SetClaims(claims map[string]any) { id.claims = claims }
 
 // Claims returns every top-level claim of the token (nested values included), decoding them
 // from the token when the identity came from the cache. The map must not be modified. Only an
-// identity made for one request (from the cache) decodes, and so writes to itself; a shared
-// identity always holds its claims already.
+// identity unpacked for one request decodes, and so writes to itself.
 func (id *Identity) Claims() (map[string]any, error) {
 	if id.claims != nil || id.payload == "" {
 		return id.claims, nil
@@ -74,21 +72,13 @@ func (id *Identity) Claims() (map[string]any, error) {
 	return claims, nil
 }
 
-// compact returns the copy of id the cache keeps: everything but the claim set.
-func (id *Identity) compact() *Identity {
-	c := *id
-	c.claims, c.payload = nil, ""
-	return &c
-}
-
-// forRequest returns a copy of a cached identity that can decode its claims from raw, the
+// withPayload lets an identity unpacked from the cache decode its claims from raw, the
 // request's token: the same token the cached identity was verified from.
-func (id *Identity) forRequest(raw string) *Identity {
-	c := *id
+func (id *Identity) withPayload(raw string) *Identity {
 	if _, rest, ok := strings.Cut(raw, "."); ok {
-		c.payload, _, _ = strings.Cut(rest, ".")
+		id.payload, _, _ = strings.Cut(rest, ".")
 	}
-	return &c
+	return id
 }
 
 // User is a Kubernetes user, as a TokenReview reports it.
