@@ -1,11 +1,11 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -43,8 +43,9 @@ func (s *Server) authenticate(c echo.Context) error {
 		s.observe(start, resultBadRequest, "no_client_certificate")
 		return c.JSON(http.StatusUnauthorized, errorBody{"a client certificate signed by the configured clientCAFile is required"})
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, MaxRequestBytes))
-	if err != nil {
+	buf := s.buffer()
+	defer s.release(buf)
+	if _, err := buf.ReadFrom(http.MaxBytesReader(c.Response(), req.Body, MaxRequestBytes)); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			s.observe(start, resultBadRequest, "body_too_large")
@@ -53,7 +54,7 @@ func (s *Server) authenticate(c echo.Context) error {
 		s.observe(start, resultBadRequest, "unreadable_body")
 		return c.JSON(http.StatusBadRequest, errorBody{"could not read the request body: " + err.Error()})
 	}
-	review, err := decodeReview(body)
+	review, err := decodeReview(buf.Bytes())
 	if err != nil {
 		s.observe(start, resultBadRequest, "malformed_request")
 		s.log.Warn("malformed TokenReview", "remote", req.RemoteAddr, "err", err)
@@ -66,7 +67,31 @@ func (s *Server) authenticate(c echo.Context) error {
 	}
 	s.logDecision(req.Context(), res, resultAllowed, "", nil)
 	s.observe(start, resultAllowed, "")
-	return c.JSON(http.StatusOK, reviewResponse(review.APIVersion, allowed(res.User)))
+	buf.Reset() // the review is decoded: its strings no longer share the buffer
+	if err := json.NewEncoder(buf).Encode(reviewResponse(review.APIVersion, allowed(res.User))); err != nil {
+		return fmt.Errorf("encode the TokenReview answer: %w", err)
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, buf.Bytes())
+}
+
+// maxPooledBuffer is the largest buffer kept for reuse: a request or answer of a normal size.
+const maxPooledBuffer = 64 << 10
+
+// buffer returns a buffer for one request's body and answer. Reusing them spares the garbage
+// collector a few KiB per review.
+func (s *Server) buffer() *bytes.Buffer {
+	if b, ok := s.buffers.Get().(*bytes.Buffer); ok {
+		b.Reset()
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+// release keeps b for reuse unless an unusually large request grew it.
+func (s *Server) release(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBuffer {
+		s.buffers.Put(b)
+	}
 }
 
 // refuse answers a token that was not accepted: the clean deny (made once, at start) when it
@@ -103,10 +128,18 @@ func allowed(u authn.User) authenticationv1.TokenReviewStatus {
 	return st
 }
 
+// logDecision logs a review's answer: at info, but at debug for a token allowed from the
+// cache (its verification was logged when it was made) and at warn when undecided.
 func (s *Server) logDecision(ctx context.Context, res authn.Result, result, reason string, err error) {
 	level := slog.LevelInfo
-	if result == resultUndecided {
+	switch {
+	case result == resultUndecided:
 		level = slog.LevelWarn
+	case result == resultAllowed && res.Cached:
+		level = slog.LevelDebug
+	}
+	if !s.log.Enabled(ctx, level) {
+		return
 	}
 	attrs := []slog.Attr{slog.String("result", result)}
 	if reason != "" {

@@ -61,6 +61,7 @@ type Server struct {
 	denied map[string][]byte
 	// undecided holds undecided answers, by apiVersion and reason, made on first use.
 	undecided sync.Map
+	buffers   sync.Pool // of *bytes.Buffer, for request bodies and answers
 }
 
 // New builds the server and its routes.

@@ -21,13 +21,16 @@ import (
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/pki"
 )
 
-// fakeAuth accepts "good", denies "bad" cleanly, and cannot decide "later".
+// fakeAuth accepts "good" (and "cached", from its cache), denies "bad" cleanly, and cannot
+// decide "later".
 type fakeAuth struct{}
 
 func (fakeAuth) Authenticate(_ context.Context, raw string) (authn.Result, error) {
 	switch raw {
 	case "good":
 		return authn.Result{User: authn.User{Name: "alice", UID: "u1", Groups: []string{"g"}, Extra: map[string][]string{"k.io/x": {"v"}}}}, nil
+	case "cached":
+		return authn.Result{User: authn.User{Name: "alice"}, Cached: true}, nil
 	case "later":
 		return authn.Result{}, authn.Undecided(authn.ReasonIssuerNotReady, io.EOF)
 	case "busy":
@@ -172,6 +175,27 @@ func TestTokenReviewAnswers(t *testing.T) {
 	}
 	if strings.Contains(f.logs.String(), "good") {
 		t.Fatal("a token reached the log")
+	}
+}
+
+// Every decision is logged at info, but a token allowed again from the cache only at debug:
+// its verification was logged when it was made.
+func TestDecisionLog(t *testing.T) {
+	f := serve(t, true)
+	for _, token := range []string{"good", "cached", "bad"} {
+		if code, _ := f.post(t, f.client, review("v1", token)); code != http.StatusOK {
+			t.Fatalf("%s: status %d", token, code)
+		}
+	}
+	if err := f.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	logs := f.logs.String()
+	if n := strings.Count(logs, "result=allowed"); n != 1 {
+		t.Fatalf("%d allowed decisions logged at info, want 1 (the cache hit is debug):\n%s", n, logs)
+	}
+	if !strings.Contains(logs, "result=denied reason=bad_signature") {
+		t.Fatalf("the denial is not logged:\n%s", logs)
 	}
 }
 

@@ -16,7 +16,7 @@ type logFlags struct {
 
 func (l *logFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&l.format, "log-format", "text", "log format: text or json")
-	cmd.Flags().IntVarP(&l.verbosity, "verbosity", "v", 0, "log verbosity: 0 logs decisions and warnings, 1 or more adds debug detail")
+	cmd.Flags().IntVarP(&l.verbosity, "verbosity", "v", 0, "log verbosity: 0 logs decisions (but not tokens allowed again from the cache) and warnings; 1 or more adds those and debug detail")
 }
 
 func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
