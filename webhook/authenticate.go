@@ -149,13 +149,30 @@ func (s *Server) logDecision(ctx context.Context, res authn.Result, result, reas
 		attrs = append(attrs, slog.String("issuer", id.Issuer), slog.String("subject", id.Subject))
 	}
 	if result == resultAllowed {
-		attrs = append(attrs, slog.String("username", res.User.Name), slog.Any("groups", res.User.Groups), slog.Bool("cached", res.Cached))
+		attrs = append(attrs, slog.String("username", res.User.Name), slog.Any("groups", groupList(res.User.Groups)), slog.Bool("cached", res.Cached))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("err", err.Error()))
 	}
 	s.log.LogAttrs(ctx, level, "TokenReview", attrs...)
 }
+
+// groupList logs a user's groups: [a b] in text, as fmt would print them but without its
+// reflection, and a list in JSON.
+type groupList []string
+
+func (g groupList) MarshalText() ([]byte, error) {
+	b := append(make([]byte, 0, 64), '[')
+	for i, name := range g {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, name...)
+	}
+	return append(b, ']'), nil
+}
+
+func (g groupList) MarshalJSON() ([]byte, error) { return json.Marshal([]string(g)) }
 
 func (s *Server) observe(start time.Time, result, reason string) {
 	if s.metrics == nil {

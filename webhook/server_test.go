@@ -194,6 +194,9 @@ func TestDecisionLog(t *testing.T) {
 	if n := strings.Count(logs, "result=allowed"); n != 1 {
 		t.Fatalf("%d allowed decisions logged at info, want 1 (the cache hit is debug):\n%s", n, logs)
 	}
+	if !strings.Contains(logs, `username=alice groups=[g] cached=false`) {
+		t.Fatalf("the allowed user is not logged with its groups:\n%s", logs)
+	}
 	if !strings.Contains(logs, "result=denied reason=bad_signature") {
 		t.Fatalf("the denial is not logged:\n%s", logs)
 	}
