@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"unique"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
@@ -195,18 +194,18 @@ func recordf(ctx context.Context, name, format string, args ...any) {
 }
 
 // dropReserved prefixes the raw groups and drops those that would start with system:.
-//
-// Group names are interned: the many cached identities that share a group share its string.
 func dropReserved(ctx context.Context, raw []string, prefix string) []string {
-	var out []string
-	for i, g := range raw {
-		raw[i] = unique.Make(g).Value()
+	if len(raw) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(raw))
+	for _, g := range raw {
 		g = prefix + g
 		if strings.HasPrefix(g, ReservedPrefix) {
 			authn.Record(ctx, "group "+g, "dropped: tokens may not claim system: groups", nil)
 			continue
 		}
-		out = append(out, unique.Make(g).Value())
+		out = append(out, g)
 	}
 	return out
 }
