@@ -139,6 +139,10 @@ func (a *Authenticator) CacheEntries() int {
 }
 
 func (a *Authenticator) verify(ctx context.Context, raw string) (*Identity, bool, error) {
+	// What cannot be a JWT is refused before it costs a hash and a cache lookup.
+	if _, _, _, err := split(raw); err != nil {
+		return nil, false, Record(ctx, "parse", "", err)
+	}
 	if a.cache == nil {
 		id, err := a.verifyUncached(ctx, raw)
 		return id, false, err
