@@ -13,10 +13,12 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
@@ -62,6 +64,9 @@ type Server struct {
 	// undecided holds undecided answers, by apiVersion and reason, made on first use.
 	undecided sync.Map
 	buffers   sync.Pool // of *bytes.Buffer, for request bodies and answers
+	// refusals limits the log lines of refused tokens; unlogged counts those left out.
+	refusals *rate.Limiter
+	unlogged atomic.Int64
 }
 
 // New builds the server and its routes.
@@ -78,6 +83,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), auth: opts.Authenticator, metrics: opts.Metrics, log: opts.Logger,
 		readiness: opts.Readiness, tls: opts.TLS.Clone(), requireClientCert: opts.RequireClientCert,
+		refusals: rate.NewLimiter(refusalLogRate, refusalLogBurst),
 	}
 	if s.requireClientCert {
 		// Probes and scrapers come without a client certificate; /authenticate checks for one.

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -199,6 +201,34 @@ func TestDecisionLog(t *testing.T) {
 	}
 	if !strings.Contains(logs, "result=denied reason=bad_signature") {
 		t.Fatalf("the denial is not logged:\n%s", logs)
+	}
+}
+
+// A flood of refused tokens cannot flood the log: beyond a rate, refusals are counted, and the
+// next line logged says how many were left out. Every refusal is either logged or counted.
+func TestRefusalFloodIsCountedNotLogged(t *testing.T) {
+	f := serve(t, true)
+	const flood = 200
+	for range flood {
+		f.post(t, f.client, review("v1", "bad"))
+	}
+	time.Sleep(300 * time.Millisecond) // the rate allows a line again
+	f.post(t, f.client, review("v1", "bad"))
+	if err := f.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	logs := f.logs.String()
+	lines := strings.Count(logs, "result=denied reason=bad_signature")
+	suppressed := 0
+	for _, m := range regexp.MustCompile(`suppressed=(\d+)`).FindAllStringSubmatch(logs, -1) {
+		n, _ := strconv.Atoi(m[1])
+		suppressed += n
+	}
+	if lines >= flood {
+		t.Fatalf("%d refusals logged one line each", lines)
+	}
+	if lines+suppressed != flood+1 {
+		t.Fatalf("%d lines logged and %d refusals counted as suppressed; want %d in all", lines, suppressed, flood+1)
 	}
 }
 

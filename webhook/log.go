@@ -1,0 +1,74 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+)
+
+// Refused tokens are logged at most refusalLogRate per second (after a burst of
+// refusalLogBurst): anyone who can reach kube-apiserver can send forged tokens, and each would
+// otherwise cost a log line. Beyond the rate, refusals are counted and the next line logged
+// says how many were left out; the metrics count every one.
+const (
+	refusalLogRate  = 10
+	refusalLogBurst = 50
+)
+
+// logDecision logs a review's answer: at info, but at debug for a token allowed from the
+// cache (its verification was logged when it was made) and at warn when undecided.
+func (s *Server) logDecision(ctx context.Context, res authn.Result, result, reason string, err error) {
+	level := slog.LevelInfo
+	switch {
+	case result == resultUndecided:
+		level = slog.LevelWarn
+	case result == resultAllowed && res.Cached:
+		level = slog.LevelDebug
+	}
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 8)
+	if result != resultAllowed {
+		if !s.refusals.Allow() {
+			s.unlogged.Add(1)
+			return
+		}
+		if n := s.unlogged.Swap(0); n > 0 {
+			attrs = append(attrs, slog.Int64("suppressed", n))
+		}
+	}
+	attrs = append(attrs, slog.String("result", result))
+	if reason != "" {
+		attrs = append(attrs, slog.String("reason", reason))
+	}
+	if id := res.Identity; id != nil {
+		attrs = append(attrs, slog.String("issuer", id.Issuer), slog.String("subject", id.Subject))
+	}
+	if result == resultAllowed {
+		attrs = append(attrs, slog.String("username", res.User.Name), slog.Any("groups", groupList(res.User.Groups)), slog.Bool("cached", res.Cached))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("err", err.Error()))
+	}
+	s.log.LogAttrs(ctx, level, "TokenReview", attrs...)
+}
+
+// groupList logs a user's groups: [a b] in text, as fmt would print them but without its
+// reflection, and a list in JSON.
+type groupList []string
+
+func (g groupList) MarshalText() ([]byte, error) {
+	b := append(make([]byte, 0, 64), '[')
+	for i, name := range g {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, name...)
+	}
+	return append(b, ']'), nil
+}
+
+func (g groupList) MarshalJSON() ([]byte, error) { return json.Marshal([]string(g)) }
