@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"context"
+	"encoding/base64"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -50,6 +51,8 @@ func BenchmarkReview(b *testing.B) {
 		b.Fatal(err)
 	}
 	valid := ti.Token(b, nil)
+	// The same token, naming a key the issuer does not publish.
+	unknownKid := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"forged"}`)) + valid[strings.IndexByte(valid, '.'):]
 	for _, tc := range []struct {
 		name    string
 		handler http.Handler
@@ -58,6 +61,7 @@ func BenchmarkReview(b *testing.B) {
 		{"floor", floorHandler(), valid},
 		{"cache-hit", srv.Handler(), valid},
 		{"garbage", srv.Handler(), strings.Repeat("garbage ", 100)},
+		{"unknown-kid", srv.Handler(), unknownKid},
 	} {
 		body := review("v1", tc.token)
 		b.Run(tc.name, func(b *testing.B) {
@@ -65,7 +69,7 @@ func BenchmarkReview(b *testing.B) {
 				w := httptest.NewRecorder()
 				r := httptest.NewRequest(http.MethodPost, "/authenticate", strings.NewReader(body))
 				tc.handler.ServeHTTP(w, r)
-				if w.Code != http.StatusOK {
+				if w.Code != http.StatusOK || (tc.token == unknownKid && !strings.Contains(w.Body.String(), "unknown_key")) {
 					b.Fatalf("status %d: %s", w.Code, w.Body)
 				}
 			}

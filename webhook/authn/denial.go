@@ -63,6 +63,9 @@ func Undecided(reason Reason, err error) *Denial {
 
 // AsDenial returns err as a *Denial, wrapping anything else as an internal, retryable error.
 func AsDenial(err error) *Denial {
+	if d, ok := err.(*Denial); ok {
+		return d
+	}
 	if err == nil {
 		return nil
 	}

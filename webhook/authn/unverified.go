@@ -12,15 +12,13 @@ import (
 const MaxTokenBytes = 64 << 10
 
 // Unverified is a token parsed but not yet checked: enough to pick the issuer, to check the
-// signature and the registered claims, and to explain a denial precisely. Nothing in it may be
+// signature, and to explain a denial precisely. Nothing in it may be
 // trusted before the issuer has checked the signature, which covers all of it.
 type Unverified struct {
 	Raw       string
 	Algorithm string
 	KeyID     string
 	Issuer    string
-	Subject   string
-	Audience  []string
 	Expiry    time.Time // zero when absent
 	NotBefore time.Time // zero when absent
 	// Payload is the decoded claim set, as JSON.
@@ -39,42 +37,13 @@ type header struct {
 	Kid string `json:"kid"`
 }
 
-// registeredClaims are the claims every id_token carries (OpenID Connect Core §2), with the
-// types go-oidc, and so kube-apiserver, insists on: a token whose registered claims have
-// other types is malformed.
-type registeredClaims struct {
-	Iss          string                 `json:"iss"`
-	Sub          string                 `json:"sub"`
-	Aud          audience               `json:"aud"`
-	Exp          *json.Number           `json:"exp"`
-	Nbf          *json.Number           `json:"nbf"`
-	Iat          *json.Number           `json:"iat"`
-	Nonce        string                 `json:"nonce"`
-	AtHash       string                 `json:"at_hash"`
-	ClaimNames   map[string]string      `json:"_claim_names"`
-	ClaimSources map[string]claimSource `json:"_claim_sources"`
-}
-
-type claimSource struct {
-	Endpoint    string `json:"endpoint"`
-	AccessToken string `json:"access_token"`
-}
-
-// audience is the aud claim: one string or a list of them.
-type audience []string
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = audience{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return fmt.Errorf("aud must be a string or a list of strings: %w", err)
-	}
-	*a = many
-	return nil
+// routingClaims are the claims read before the signature is checked: the issuer, to route the
+// token, and its validity period, to explain a denial. The issuer checks the types of the
+// other registered claims once the signature holds.
+type routingClaims struct {
+	Iss string       `json:"iss"`
+	Exp *json.Number `json:"exp"`
+	Nbf *json.Number `json:"nbf"`
 }
 
 // Denials of tokens that are not JWTs at all, made once: garbage is the cheapest thing to
@@ -85,7 +54,7 @@ var (
 	errNoIssuer  = Deny(ReasonMalformed, "the token has no iss claim")
 )
 
-// ParseUnverified reads a compact JWS: its header, its registered claims and its signature,
+// ParseUnverified reads a compact JWS: its header, its routing claims and its signature,
 // without checking anything cryptographic. It rejects anything that cannot be a signed JWT.
 func ParseUnverified(raw string) (*Unverified, error) {
 	h, p, sig, err := split(raw)
@@ -96,7 +65,7 @@ func ParseUnverified(raw string) (*Unverified, error) {
 	if _, err := decodeSegment(h, &hdr); err != nil {
 		return nil, Deny(ReasonMalformed, "header: %w", err)
 	}
-	var c registeredClaims
+	var c routingClaims
 	payload, err := decodeSegment(p, &c)
 	if err != nil {
 		return nil, Deny(ReasonMalformed, "payload: %w", err)
@@ -104,23 +73,12 @@ func ParseUnverified(raw string) (*Unverified, error) {
 	if c.Iss == "" {
 		return nil, errNoIssuer
 	}
-	u := &Unverified{Raw: raw, Algorithm: hdr.Alg, KeyID: hdr.Kid, Issuer: c.Iss, Subject: c.Sub,
-		Audience: c.Aud, Payload: payload}
+	u := &Unverified{Raw: raw, Algorithm: hdr.Alg, KeyID: hdr.Kid, Issuer: c.Iss, Payload: payload}
 	if u.Expiry, err = numericDate(c.Exp); err != nil {
 		return nil, Deny(ReasonMalformed, "exp: %w", err)
 	}
 	if u.NotBefore, err = numericDate(c.Nbf); err != nil {
 		return nil, Deny(ReasonMalformed, "nbf: %w", err)
-	}
-	if _, err = numericDate(c.Iat); err != nil {
-		return nil, Deny(ReasonMalformed, "iat: %w", err)
-	}
-	// Distributed claims are not resolved, but, as in go-oidc, a reference to a source the
-	// token lacks makes it malformed.
-	for name, src := range c.ClaimNames {
-		if _, ok := c.ClaimSources[src]; !ok || src == "" {
-			return nil, Deny(ReasonMalformed, "_claim_names: claim %q names source %q, which _claim_sources lacks", name, src)
-		}
 	}
 	if u.Signature, err = base64.RawURLEncoding.DecodeString(sig); err != nil {
 		return nil, Deny(ReasonMalformed, "signature: not base64url: %w", err)

@@ -26,17 +26,11 @@ func TestParseUnverified(t *testing.T) {
 		{"no iss", strings.Split(good, ".")[0] + ".e30.c2ln", false},
 		{"too long", good + strings.Repeat("A", authn.MaxTokenBytes), false},
 		{"signature not base64url", good + "!", false},
-		// The registered claims must have the types go-oidc, and so kube-apiserver, insists on.
-		{"aud a list of strings", withClaims(`{"iss":"https://a","aud":["x","y"]}`), true},
-		{"aud a number", withClaims(`{"iss":"https://a","aud":5}`), false},
-		{"sub a number", withClaims(`{"iss":"https://a","sub":5}`), false},
+		// The claims read before the signature must have the types go-oidc insists on.
+		{"nbf not a number", withClaims(`{"iss":"https://a","nbf":{}}`), false},
 		{"iss a number", withClaims(`{"iss":5}`), false},
 		{"exp a number with a fraction", withClaims(`{"iss":"https://a","exp":1.5}`), true},
 		{"exp not a number", withClaims(`{"iss":"https://a","exp":"soon"}`), false},
-		{"iat not a number", withClaims(`{"iss":"https://a","iat":true}`), false},
-		{"nonce a number", withClaims(`{"iss":"https://a","nonce":1}`), false},
-		{"_claim_names naming a source that is absent", withClaims(`{"iss":"https://a","_claim_names":{"groups":"src1"}}`), false},
-		{"_claim_names naming a source that is present", withClaims(`{"iss":"https://a","_claim_names":{"groups":"src1"},"_claim_sources":{"src1":{"endpoint":"https://e"}}}`), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

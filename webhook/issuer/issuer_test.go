@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -239,6 +240,48 @@ func TestVerifyRules(t *testing.T) {
 			name:       "groups list with a non-string element is denied",
 			token:      func() string { return ti.Token(t, map[string]any{"groups": []any{"a", 1}}) },
 			wantReason: authn.ReasonGroups,
+		},
+		// The registered claims must have the types go-oidc's verifier (and so kube-apiserver)
+		// decodes them into; the signature is checked first.
+		{
+			name:       "aud that is a number is invalid",
+			token:      func() string { return ti.Token(t, map[string]any{"aud": 5}) },
+			wantReason: authn.ReasonInvalidClaims,
+		},
+		{
+			name:       "sub that is a number is invalid",
+			token:      func() string { return ti.Token(t, map[string]any{"sub": 5}) },
+			wantReason: authn.ReasonInvalidClaims,
+		},
+		{
+			name:       "nonce that is a number is invalid",
+			token:      func() string { return ti.Token(t, map[string]any{"nonce": 5}) },
+			wantReason: authn.ReasonInvalidClaims,
+		},
+		{
+			name:       "iat that is not a number is invalid",
+			token:      func() string { return ti.Token(t, map[string]any{"iat": "yesterday"}) },
+			wantReason: authn.ReasonInvalidClaims,
+		},
+		{
+			name:       "_claim_names naming a source the token lacks is invalid",
+			token:      func() string { return ti.Token(t, map[string]any{"_claim_names": map[string]any{"roles": "src1"}}) },
+			wantReason: authn.ReasonInvalidClaims,
+		},
+		{
+			name: "distributed claims with their source are accepted, not resolved",
+			token: func() string {
+				return ti.Token(t, map[string]any{"_claim_names": map[string]any{"roles": "src1"},
+					"_claim_sources": map[string]any{"src1": map[string]any{"endpoint": "https://claims.example"}}})
+			},
+			wantUser: "alice@example.com", wantGroups: []string{"oidc:developers", "oidc:admins"},
+		},
+		{
+			name: "exp as a numeric string is taken, as go-oidc takes it",
+			token: func() string {
+				return ti.Token(t, map[string]any{"exp": strconv.FormatInt(now.Add(time.Hour).Unix(), 10)})
+			},
+			wantUser: "alice@example.com", wantGroups: []string{"oidc:developers", "oidc:admins"},
 		},
 		{
 			name:       "uid claim absent is denied, as in the apiserver",

@@ -142,8 +142,18 @@ func (k *keySet) unknownKey(kid string, fetched bool) *authn.Denial {
 	if fetched {
 		return authn.Deny(authn.ReasonUnknownKey, "the issuer publishes no key %q", kid)
 	}
-	return authn.Undecided(authn.ReasonUnknownKey,
-		fmt.Errorf("key %q is not known yet; the key set is refreshed at most every %s", kid, k.minInterval))
+	return authn.Undecided(authn.ReasonUnknownKey, keyNotYetKnown{kid: kid, every: k.minInterval})
+}
+
+// keyNotYetKnown says why a key ID the key set lacks is undecided. A flood of forged key IDs
+// meets it at every token, so it is formatted only when the line is logged.
+type keyNotYetKnown struct {
+	kid   string
+	every time.Duration
+}
+
+func (e keyNotYetKnown) Error() string {
+	return fmt.Sprintf("key %q is not known yet; the key set is refreshed at most every %s", e.kid, e.every)
 }
 
 func (k *keySet) has(kid string) bool {

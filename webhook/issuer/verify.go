@@ -52,16 +52,20 @@ func (i *Issuer) Verify(ctx context.Context, tok *authn.Unverified) (*authn.Iden
 		// checked all the same.
 		return nil, authn.Deny(authn.ReasonUnknownIssuer, "issuer %q is not %q", tok.Issuer, i.URL())
 	}
-	if !i.audienceMatches(tok.Audience) {
-		return nil, authn.Record(ctx, "audience", "", authn.Deny(authn.ReasonAudience,
-			"token audience %q does not include any of %q", tok.Audience, i.cfg.Issuer.Audiences))
-	}
-	if authn.Traced(ctx) {
-		authn.Record(ctx, "audience", fmt.Sprintf("%q", tok.Audience), nil)
-	}
 	claims, err := decodeClaims(tok.Payload)
 	if err != nil {
 		return nil, authn.Deny(authn.ReasonInvalidClaims, "decode claims: %w", err)
+	}
+	aud, err := registeredClaims(claims)
+	if err != nil {
+		return nil, authn.Record(ctx, "claims", "", authn.Deny(authn.ReasonInvalidClaims, "%w", err))
+	}
+	if !i.audienceMatches(aud) {
+		return nil, authn.Record(ctx, "audience", "", authn.Deny(authn.ReasonAudience,
+			"token audience %q does not include any of %q", aud, i.cfg.Issuer.Audiences))
+	}
+	if authn.Traced(ctx) {
+		authn.Record(ctx, "audience", fmt.Sprintf("%q", aud), nil)
 	}
 	id, err := i.identity(ctx, claims)
 	if err != nil {
