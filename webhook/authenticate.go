@@ -134,11 +134,16 @@ func (s *Server) observe(start time.Time, result, reason string) {
 	s.metrics.Duration.WithLabelValues(result).Observe(time.Since(start).Seconds())
 }
 
+type undecidedKey struct {
+	apiVersion string
+	reason     authn.Reason
+}
+
 // undecidedAnswer is the answer for a token that cannot be judged now: authenticated false
 // with a short status.error, so that kube-apiserver neither caches it nor shows our details.
 // It depends only on the version and the reason, and is made once for each.
 func (s *Server) undecidedAnswer(apiVersion string, reason authn.Reason) []byte {
-	key := apiVersion + " " + string(reason)
+	key := undecidedKey{apiVersion, reason}
 	if b, ok := s.undecided.Load(key); ok {
 		return b.([]byte)
 	}
