@@ -29,7 +29,7 @@ func (i *Issuer) Verify(ctx context.Context, tok *authn.Unverified) (*authn.Iden
 			fmt.Errorf("issuer %s is not ready: %s", i.URL(), i.Status().Message)))
 	}
 	// A key ID the issuer does not publish is settled before any signature is checked: a
-	// flood of forged key IDs costs what garbage costs, and the issuer one fetch per interval.
+	// flood of forged key IDs costs a parse and a lookup, and the issuer one fetch per interval.
 	d := keys.ensure(ctx, tok.KeyID)
 	if d == nil {
 		d = keys.verify(ctx, tok)
