@@ -202,9 +202,9 @@ func (a *Authenticator) verifyUncached(ctx context.Context, raw string) (*Identi
 	return id, nil
 }
 
-// remember caches id, packed and without its claim set, until min(TTL, exp), unless the cache holds
-// CacheMaxEntries tokens already: the bound holds under any flood of valid tokens, which then
-// are verified each time until entries expire.
+// remember caches id, packed and without its claim set, until min(TTL, exp), unless the cache
+// holds CacheMaxEntries tokens already: the bound holds under any flood of valid tokens, which
+// then are verified each time until entries expire.
 func (a *Authenticator) remember(key string, id *Identity) {
 	ttl := min(a.opts.CacheTTL, id.Expiry.Sub(a.opts.Now()))
 	if ttl <= 0 {
