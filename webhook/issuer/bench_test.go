@@ -16,16 +16,8 @@ import (
 func BenchmarkVerify(b *testing.B) {
 	ti := issuertest.New(b)
 	ti.AddKey(b, "ec-1", "ES256")
-	is, err := issuer.New(ti.Config(), issuer.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	go is.Run(ctx)
-	if err := is.WaitReady(ctx); err != nil {
-		b.Fatal(err)
-	}
+	is := start(b, ti.Config(), issuer.Options{})
+	ctx := context.Background()
 	for _, tc := range []struct{ name, kid, alg string }{
 		{"RS256", issuertest.DefaultKeyID, "RS256"},
 		{"ES256", "ec-1", "ES256"},

@@ -20,7 +20,7 @@ import (
 )
 
 // start runs an Issuer for ti until the test ends and waits until it is ready.
-func start(t *testing.T, cfg config.JWTAuthenticator, opts issuer.Options) *issuer.Issuer {
+func start(t testing.TB, cfg config.JWTAuthenticator, opts issuer.Options) *issuer.Issuer {
 	t.Helper()
 	is, err := issuer.New(cfg, opts)
 	if err != nil {

@@ -83,7 +83,7 @@ func (k *keySet) state() keyHealth {
 // every key when it names none, as go-oidc does. The caller has made sure that the key set
 // holds a named kid (ensure). A token that names no key may be signed by one the issuer added
 // since the last fetch: the key set is then refreshed, within the rate limit, and tried again.
-func (k *keySet) verify(ctx context.Context, tok *authn.Unverified) *authn.Denial {
+func (k *keySet) verify(ctx context.Context, tok *authn.Unverified) error {
 	if k.verifies(tok) {
 		return nil
 	}
@@ -121,7 +121,7 @@ func (k *keySet) verifies(tok *authn.Unverified) bool {
 // ensure makes sure the key set holds a key with kid (any key, when kid is empty), refreshing
 // it within the rate limit when it does not. It returns the denial for a key the issuer does
 // not publish, or an undecided answer while the key set cannot be refreshed yet.
-func (k *keySet) ensure(ctx context.Context, kid string) *authn.Denial {
+func (k *keySet) ensure(ctx context.Context, kid string) error {
 	if kid == "" || k.has(kid) {
 		return nil
 	}

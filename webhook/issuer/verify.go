@@ -30,19 +30,15 @@ func (i *Issuer) Verify(ctx context.Context, tok *authn.Unverified) (*authn.Iden
 	}
 	// A key ID the issuer does not publish is settled before any signature is checked: a
 	// flood of forged key IDs costs a parse and a lookup, and the issuer one fetch per interval.
-	d := keys.ensure(ctx, tok.KeyID)
-	if d == nil {
-		d = keys.verify(ctx, tok)
+	err := keys.ensure(ctx, tok.KeyID)
+	if err == nil {
+		err = keys.verify(ctx, tok)
 	}
 	if authn.Traced(ctx) {
-		var err error
-		if d != nil {
-			err = d
-		}
 		authn.Record(ctx, "signature", "key "+quoteOrAny(tok.KeyID), err)
 	}
-	if d != nil {
-		return nil, d
+	if err != nil {
+		return nil, err
 	}
 	if err := i.checkTime(ctx, tok); err != nil {
 		return nil, err
