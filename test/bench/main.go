@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -35,7 +36,7 @@ func main() {
 	flag.IntVar(&o.tokens, "tokens", 100_000, "distinct valid tokens per cold workload (RS256 and ES256); the memory figure is read after them")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds per workload, the servers interleaved; the median round is reported")
 	flag.BoolVar(&o.short, "short", false, "a quick run that checks the harness: one round of 2s workloads, 5,000 tokens")
-	flag.StringVar(&o.only, "only", "", "run only the workload whose name starts with this")
+	flag.StringVar(&o.only, "only", "", "run only the workloads whose names start with one of these comma-separated prefixes")
 	flag.BoolVar(&o.peerHTTP1, "peer-http1", false, "serve the peer over HTTP/1.1 only, as oidc-authenticator does (default: Go's HTTP/2, as users assemble it)")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of oidc-authenticator per workload into this directory (its --profiling endpoint)")
 	flag.Parse()
@@ -60,6 +61,19 @@ type options struct {
 	only          string
 	profile       string
 	peerHTTP1     bool
+}
+
+// selects reports whether -only lets the workload named name run.
+func (o options) selects(name string) bool {
+	if o.only == "" {
+		return true
+	}
+	for prefix := range strings.SplitSeq(o.only, ",") {
+		if strings.HasPrefix(name, strings.TrimSpace(prefix)) {
+			return true
+		}
+	}
+	return false
 }
 
 // serve runs one of the reference servers:

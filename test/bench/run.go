@@ -117,7 +117,7 @@ func run(ctx context.Context, o options) error {
 	}
 	var report []workloadReport
 	for _, w := range workloads {
-		if !strings.HasPrefix(w.name, o.only) {
+		if !o.selects(w.name) {
 			continue
 		}
 		// Rounds interleave the servers, so that a noisy moment of this shared machine falls on
