@@ -25,6 +25,16 @@ type Verifier interface {
 	Verify(ctx context.Context, tok *Unverified) (*Identity, error)
 }
 
+// KeyAwaiter is implemented by verifiers that can tell from a token's header alone that it
+// cannot be verified before their next key fetch, which their rate limit has already
+// scheduled: a flood of forged key IDs is then answered without reading the tokens' claims.
+type KeyAwaiter interface {
+	// AwaitsKey reports whether a token signed with alg by the key kid can only be undecided
+	// (ReasonUnknownKey) until then: alg is accepted, the verifier is ready, kid is not in its
+	// key set, and the fetch that could bring it is scheduled and may not be made sooner.
+	AwaitsKey(alg, kid string) bool
+}
+
 // Mapper turns a verified identity into the Kubernetes user, or denies it with a *Denial.
 type Mapper interface {
 	Map(ctx context.Context, id *Identity) (User, error)
@@ -62,7 +72,8 @@ type Options struct {
 // Authenticator answers "who holds this token?".
 type Authenticator struct {
 	issuers map[string]Verifier
-	names   []string // the issuers' URLs, for packing identities into the cache
+	names   []string     // the issuers' URLs, for packing identities into the cache
+	waiters []KeyAwaiter // every issuer, when each is a KeyAwaiter
 	mapper  Mapper
 	opts    Options
 	cache   *gocache.Cache
@@ -95,6 +106,14 @@ func New(issuers map[string]Verifier, mapper Mapper, opts Options) (*Authenticat
 	}
 	a := &Authenticator{issuers: issuers, mapper: mapper, opts: opts}
 	a.names = slices.Sorted(maps.Keys(issuers))
+	for _, name := range a.names {
+		w, ok := issuers[name].(KeyAwaiter)
+		if !ok {
+			a.waiters = nil
+			break
+		}
+		a.waiters = append(a.waiters, w)
+	}
 	if opts.MaxInFlight > 0 {
 		a.slots = make(chan struct{}, opts.MaxInFlight)
 	}
@@ -140,22 +159,29 @@ func (a *Authenticator) CacheEntries() int {
 
 func (a *Authenticator) verify(ctx context.Context, raw string) (*Identity, bool, error) {
 	// What cannot be a JWT is refused before it costs a hash and a cache lookup.
-	if _, _, _, err := split(raw); err != nil {
+	h, _, _, err := split(raw)
+	if err != nil {
 		return nil, false, Record(ctx, "parse", "", err)
+	}
+	var key string
+	if a.cache != nil {
+		key = a.cacheKey(raw)
+		if v, ok := a.cache.Get(key); ok {
+			if id, err := unpackIdentity(v.(string), a.names); err == nil {
+				a.observe(true)
+				return id.withPayload(raw), true, nil
+			}
+			a.cache.Delete(key) // never expected: verify the token again
+		}
+		a.observe(false)
+	}
+	if err := a.awaitedKey(ctx, h); err != nil {
+		return nil, false, err
 	}
 	if a.cache == nil {
 		id, err := a.verifyUncached(ctx, raw)
 		return id, false, err
 	}
-	key := a.cacheKey(raw)
-	if v, ok := a.cache.Get(key); ok {
-		if id, err := unpackIdentity(v.(string), a.names); err == nil {
-			a.observe(true)
-			return id.withPayload(raw), true, nil
-		}
-		a.cache.Delete(key) // never expected: verify the token again
-	}
-	a.observe(false)
 	// Concurrent requests for the same new token verify it once. The work is detached from
 	// the first caller's cancellation so that its peers are not failed by it.
 	v, err, _ := a.flight.Do(key, func() (any, error) {
@@ -200,6 +226,36 @@ func (a *Authenticator) verifyUncached(ctx context.Context, raw string) (*Identi
 		return nil, AsDenial(err)
 	}
 	return id, nil
+}
+
+// awaitedKey answers, from the token's header part alone, a token whose key no issuer knows
+// while every issuer waits out its key fetch interval with a fetch already scheduled. Whatever
+// issuer the token names, it cannot be verified before that fetch: such a token is undecided,
+// as the issuer would answer it, and its claims are never read. This is what a flood of
+// forged key IDs meets after its first token; the one difference it makes is that a token
+// from an issuer that is not configured is answered unknown_key here, not unknown_issuer.
+func (a *Authenticator) awaitedKey(ctx context.Context, header string) error {
+	if len(a.waiters) == 0 {
+		return nil
+	}
+	hdr, err := decodeHeader(header)
+	if err != nil || hdr.Kid == "" {
+		return nil // the full parse says what is wrong
+	}
+	for _, w := range a.waiters {
+		if !w.AwaitsKey(hdr.Alg, hdr.Kid) {
+			return nil
+		}
+	}
+	return Record(ctx, "key", "", Undecided(ReasonUnknownKey, keyAwaited{kid: hdr.Kid}))
+}
+
+// keyAwaited says why a token was undecided from its header. A flood of forged key IDs meets
+// it at every token, so it is formatted only when the line is logged.
+type keyAwaited struct{ kid string }
+
+func (e keyAwaited) Error() string {
+	return fmt.Sprintf("no issuer publishes key %q yet; each has a key fetch scheduled within its refresh interval", e.kid)
 }
 
 // remember caches id, packed and without its claim set, until min(TTL, exp), unless the cache

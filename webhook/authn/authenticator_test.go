@@ -271,3 +271,52 @@ func TestInFlightVerificationsAreBounded(t *testing.T) {
 		t.Fatalf("once the slot is free: %v", err)
 	}
 }
+
+// awaitingVerifier is a countingVerifier that awaits the key IDs in its set.
+type awaitingVerifier struct {
+	countingVerifier
+	awaited map[string]bool
+}
+
+func (v *awaitingVerifier) AwaitsKey(alg, kid string) bool { return v.awaited[kid] }
+
+// A token whose key every issuer awaits is undecided from its header, without reaching a
+// verifier (KeyAwaiter); if any issuer might know the key, the token takes the full path.
+func TestAwaitedKeyIsUndecidedFromTheHeader(t *testing.T) {
+	withKid := func(iss, kid string) string {
+		tok := token(iss, 1)
+		h, _ := json.Marshal(map[string]any{"alg": "RS256", "kid": kid})
+		return base64.RawURLEncoding.EncodeToString(h) + tok[strings.IndexByte(tok, '.'):]
+	}
+	exp := time.Now().Add(time.Hour)
+	a := &awaitingVerifier{countingVerifier{expiry: exp}, map[string]bool{"forged": true, "new": true}}
+	b := &awaitingVerifier{countingVerifier{expiry: exp}, map[string]bool{"forged": true}}
+	for _, opts := range []authn.Options{{}, {CacheTTL: time.Minute}} {
+		auth := newAuth(t, map[string]authn.Verifier{"https://a": a, "https://b": b}, opts)
+		for _, tc := range []struct {
+			name, token string
+			want        authn.Reason // "" for the full path, which these verifiers accept
+		}{
+			{"awaited by every issuer", withKid("https://a", "forged"), authn.ReasonUnknownKey},
+			// The one answer the header changes: the issuer is not read.
+			{"awaited, issuer not configured", withKid("https://c", "forged"), authn.ReasonUnknownKey},
+			{"awaited by one issuer only", withKid("https://a", "new"), ""},
+			{"awaited by none", withKid("https://b", "k"), ""},
+			{"no kid", withKid("https://b", ""), ""},
+		} {
+			before := a.calls.Load() + b.calls.Load()
+			_, err := auth.Authenticate(context.Background(), tc.token)
+			calls := a.calls.Load() + b.calls.Load() - before
+			if tc.want == "" {
+				if err != nil || calls != 1 {
+					t.Errorf("cache %v, %s: got %v after %d verifier calls; want it verified once", opts.CacheTTL, tc.name, err, calls)
+				}
+				continue
+			}
+			var d *authn.Denial
+			if !errors.As(err, &d) || d.Reason != tc.want || !d.Retryable || calls != 0 {
+				t.Errorf("cache %v, %s: got %v after %d verifier calls; want undecided %q without any", opts.CacheTTL, tc.name, err, calls, tc.want)
+			}
+		}
+	}
+}

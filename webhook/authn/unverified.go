@@ -61,9 +61,9 @@ func ParseUnverified(raw string) (*Unverified, error) {
 	if err != nil {
 		return nil, err
 	}
-	var hdr header
-	if _, err := decodeSegment(h, &hdr); err != nil {
-		return nil, Deny(ReasonMalformed, "header: %w", err)
+	hdr, err := decodeHeader(h)
+	if err != nil {
+		return nil, err
 	}
 	var c routingClaims
 	payload, err := decodeSegment(p, &c)
@@ -101,6 +101,15 @@ func split(raw string) (header, payload, signature string, err error) {
 		return "", "", "", errEmptyPart
 	}
 	return h, p, sig, nil
+}
+
+// decodeHeader reads the alg and kid of a token's header part.
+func decodeHeader(seg string) (header, error) {
+	var hdr header
+	if _, err := decodeSegment(seg, &hdr); err != nil {
+		return header{}, Deny(ReasonMalformed, "header: %w", err)
+	}
+	return hdr, nil
 }
 
 // decodeSegment decodes a base64url part of the token and the JSON object in it.

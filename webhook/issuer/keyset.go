@@ -40,8 +40,8 @@ type keySet struct {
 	flight singleflight.Group
 
 	mu        sync.Mutex
-	lastFetch time.Time // the last attempt, successful or not
-	deferred  bool      // a fetch is scheduled for the end of the current interval
+	lastFetch time.Time   // the last attempt, successful or not
+	deferred  atomic.Bool // a fetch is scheduled for the end of the current interval; set under mu
 	health    keyHealth
 }
 
@@ -156,6 +156,12 @@ func (e keyNotYetKnown) Error() string {
 	return fmt.Sprintf("key %q is not known yet; the key set is refreshed at most every %s", e.kid, e.every)
 }
 
+// awaits reports whether kid is missing and can only arrive with the fetch already scheduled:
+// what ensure would answer undecided without fetching.
+func (k *keySet) awaits(kid string) bool {
+	return kid != "" && k.deferred.Load() && !k.has(kid)
+}
+
 func (k *keySet) has(kid string) bool {
 	for _, key := range k.current() {
 		if key.id == kid {
@@ -182,11 +188,11 @@ func (k *keySet) refresh(ctx context.Context) (bool, error) {
 	k.mu.Lock()
 	wait := k.lastFetch.Add(k.interval()).Sub(k.now())
 	if wait > 0 {
-		if !k.deferred {
-			k.deferred = true
+		if !k.deferred.Load() {
+			k.deferred.Store(true)
 			time.AfterFunc(wait, func() {
 				k.mu.Lock()
-				k.deferred = false
+				k.deferred.Store(false)
 				k.lastFetch = k.now() // this fetch opens the next interval
 				k.mu.Unlock()
 				_, _ = k.fetch(context.Background())

@@ -150,3 +150,47 @@ func TestDiscoveryIssuerMismatch(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// An issuer awaits a key (authn.KeyAwaiter, which lets a token be answered from its header)
+// exactly while Verify would answer a token naming it undecided without fetching: once an
+// unknown key has scheduled the next fetch, and until that fetch is made.
+func TestAwaitsKeyWhileAFetchIsScheduled(t *testing.T) {
+	ti := issuertest.New(t)
+	c := &clock{now: time.Now()} // frozen: every token falls inside the interval
+	is := start(t, ti.Config(), issuer.Options{KeyRefreshInterval: 300 * time.Millisecond, Now: c.Now})
+	if is.AwaitsKey("RS256", "forged-1") {
+		t.Fatal("a key is awaited before any fetch is scheduled; the first unknown key must reach Verify, which schedules it")
+	}
+	if _, err := verify(t, is, forgeKid(t, ti.Token(t, nil), "forged-1")); reasonOf(err) != authn.ReasonUnknownKey {
+		t.Fatalf("unknown key inside the interval: want %q, got %v", authn.ReasonUnknownKey, err)
+	}
+	fetches := ti.JWKSFetches()
+	for _, tc := range []struct {
+		alg, kid string
+		want     bool
+	}{
+		{"RS256", "forged-2", true},
+		{"ES256", "forged-2", true},
+		{"RS256", issuertest.DefaultKeyID, false}, // published
+		{"HS256", "forged-2", false},              // Verify refuses the algorithm first
+		{"none", "forged-2", false},
+		{"RS256", "", false}, // no kid: Verify tries every key
+	} {
+		if got := is.AwaitsKey(tc.alg, tc.kid); got != tc.want {
+			t.Errorf("AwaitsKey(%q, %q) = %v, want %v", tc.alg, tc.kid, got, tc.want)
+		}
+	}
+	_, err := verify(t, is, forgeKid(t, ti.Token(t, nil), "forged-2"))
+	var d *authn.Denial
+	if !errors.As(err, &d) || d.Reason != authn.ReasonUnknownKey || !d.Retryable {
+		t.Fatalf("Verify disagrees with AwaitsKey: want undecided %q, got %v", authn.ReasonUnknownKey, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ti.JWKSFetches() == fetches; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the scheduled fetch was never made")
+		}
+	}
+	if is.AwaitsKey("RS256", "forged-2") {
+		t.Error("a key is still awaited after the scheduled fetch; the next unknown key must reach Verify again")
+	}
+}

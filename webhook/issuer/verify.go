@@ -13,6 +13,14 @@ import (
 // tolerates it; exp gets none, and iat is not compared with the clock.
 const NotBeforeLeeway = 5 * time.Minute
 
+// AwaitsKey reports whether a token signed with alg by the key kid would be undecided by
+// Verify, as the key it names can only arrive with the key fetch already scheduled: the
+// same checks, in the same order, as far as the key (authn.KeyAwaiter).
+func (i *Issuer) AwaitsKey(alg, kid string) bool {
+	keys := i.ready.Load()
+	return keys != nil && slices.Contains(SigningAlgorithms, alg) && keys.awaits(kid)
+}
+
 // Verify checks a token whose unverified iss is this issuer and returns its identity, or an
 // *authn.Denial saying why not. The checks are those of go-oidc's ID token verifier, which
 // kube-apiserver uses, made on the token as authn.ParseUnverified parsed it once: the
