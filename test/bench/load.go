@@ -98,6 +98,7 @@ func (l load) run(ctx context.Context) (loadResult, error) {
 		wg.Go(func() {
 			lat := make([]time.Duration, 0, 1<<16)
 			var unexpected, throttled int
+		requests:
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				switch l.pick {
@@ -105,8 +106,7 @@ func (l load) run(ctx context.Context) (loadResult, error) {
 					i = 0
 				case eachOnce:
 					if i >= len(bodies) {
-						cancel()
-						continue
+						break requests // the others finish the requests they have in flight
 					}
 				case cycle:
 					i %= len(bodies)
