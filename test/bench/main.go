@@ -39,9 +39,11 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run only the workloads whose names start with one of these comma-separated prefixes")
 	flag.BoolVar(&o.peerHTTP1, "peer-http1", false, "serve the peer over HTTP/1.1 only, as oidc-authenticator does (default: Go's HTTP/2, as users assemble it)")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of oidc-authenticator per workload into this directory (its --profiling endpoint)")
+	flag.Float64Var(&o.maxSteal, "max-steal", 0.05, "measure a server again when the host took more than this fraction of the machine's CPU during its run (steal time, /proc/stat)")
+	flag.IntVar(&o.retries, "retries", 2, "how many times a disturbed run is measured again; the least disturbed attempt counts")
 	flag.Parse()
 	if o.short {
-		o.duration, o.tokens, o.rounds = 2*time.Second, 5_000, 1
+		o.duration, o.tokens, o.rounds, o.retries = 2*time.Second, 5_000, 1, 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -61,6 +63,8 @@ type options struct {
 	only          string
 	profile       string
 	peerHTTP1     bool
+	maxSteal      float64
+	retries       int
 }
 
 // selects reports whether -only lets the workload named name run.

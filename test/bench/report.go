@@ -29,9 +29,9 @@ func (r workloadReport) get(server string) (measurement, bool) {
 
 func (m measurement) line(w workload) string {
 	l := m.load
-	s := fmt.Sprintf("%-12s %-19s %8.0f req/s  p50 %7s  p90 %7s  p99 %7s  cpu/req %7s  rss %6.1f MiB  requests %7d",
+	s := fmt.Sprintf("%-12s %-19s %8.0f req/s  p50 %7s  p90 %7s  p99 %7s  cpu/req %7s  rss %6.1f MiB  requests %7d  steal %4.1f%%",
 		w.name, m.server, l.rate(), us(l.percentile(0.50)), us(l.percentile(0.90)), us(l.percentile(0.99)),
-		us(m.cpuPerReq), float64(m.rss)/(1<<20), l.requests)
+		us(m.cpuPerReq), float64(m.rss)/(1<<20), l.requests, 100*m.steal)
 	if w.rotate {
 		s += fmt.Sprintf("  jwks %d (%.1f per 10s)", m.jwksFetches, float64(m.jwksFetches)*10/l.elapsed.Seconds())
 		if m.server != "ceiling" {
@@ -63,14 +63,19 @@ func printReport(o options, report []workloadReport) {
 	if o.peerHTTP1 {
 		peer = "HTTP/1.1"
 	}
-	fmt.Printf("## Figures (%d workers, %s workloads, %d tokens per cold workload, median of %d rounds; ceiling and oidc-authenticator HTTP/1.1, peer %s)\n\n", o.workers, o.duration, o.tokens, o.rounds, peer)
-	fmt.Println("| workload | server | req/s (median) | req/s (range) | p50 | p90 | p99 | server CPU/req | server RSS | JWKS fetches |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	retried := "no run measured again"
+	if o.retries > 0 {
+		retried = fmt.Sprintf("a run with host steal above %.0f%% measured again up to %d times", 100*o.maxSteal, o.retries)
+	}
+	fmt.Printf("## Figures (%d workers, %s workloads, %d tokens per cold workload, median of %d rounds, %s; ceiling and oidc-authenticator HTTP/1.1, peer %s)\n\n",
+		o.workers, o.duration, o.tokens, o.rounds, retried, peer)
+	fmt.Println("| workload | server | req/s (median) | req/s (range) | p50 | p90 | p99 | server CPU/req | server RSS | JWKS fetches | host steal |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range report {
 		for _, m := range r.results {
 			l := m.load
-			fmt.Printf("| %s | %s | %.0f | %.0f–%.0f | %s | %s | %s | %s | %.1f MiB | %d |\n", r.workload.name, m.server, l.rate(), m.minRate, m.maxRate,
-				us(l.percentile(0.5)), us(l.percentile(0.9)), us(l.percentile(0.99)), us(m.cpuPerReq), float64(m.rss)/(1<<20), m.jwksFetches)
+			fmt.Printf("| %s | %s | %.0f | %.0f–%.0f | %s | %s | %s | %s | %.1f MiB | %d | %.1f%% |\n", r.workload.name, m.server, l.rate(), m.minRate, m.maxRate,
+				us(l.percentile(0.5)), us(l.percentile(0.9)), us(l.percentile(0.99)), us(m.cpuPerReq), float64(m.rss)/(1<<20), m.jwksFetches, 100*m.steal)
 		}
 	}
 	fmt.Printf("\n## Targets\n\n")

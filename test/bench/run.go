@@ -33,6 +33,7 @@ type measurement struct {
 	rss         int64
 	jwksFetches int64
 	pickup      time.Duration // for rotate: time from publishing the new key to its first acceptance; -1 never
+	steal       float64       // the fraction of the machine's CPU time the host took during the run
 	// minRate and maxRate are the extremes over the rounds.
 	minRate, maxRate float64
 }
@@ -128,9 +129,21 @@ func run(ctx context.Context, o options) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				m, err := measure(ctx, o, sp, w, dir, roots, iss, keys["rs-2"], rotated[0], warmup)
-				if err != nil {
-					return fmt.Errorf("%s, %s: %w", w.name, sp.name, err)
+				// A run during which the host took more than maxSteal of the machine is made
+				// again, up to o.retries times; the least disturbed attempt counts.
+				var m measurement
+				for attempt := 0; ; attempt++ {
+					got, err := measure(ctx, o, sp, w, dir, roots, iss, keys["rs-2"], rotated[0], warmup)
+					if err != nil {
+						return fmt.Errorf("%s, %s: %w", w.name, sp.name, err)
+					}
+					if attempt == 0 || got.steal < m.steal {
+						m = got
+					}
+					if m.steal <= o.maxSteal || attempt >= o.retries {
+						break
+					}
+					fmt.Printf("round %d  %s  (host steal above %.0f%%: measured again)\n", round+1, got.line(w), 100*o.maxSteal)
 				}
 				rounds[sp.name] = append(rounds[sp.name], m)
 				fmt.Printf("round %d  %s\n", round+1, m.line(w))
@@ -221,9 +234,17 @@ func measure(ctx context.Context, o options, sp spec, w workload, dir string, ro
 		pickup = make(chan time.Duration, 1)
 		go func() { pickup <- probeRotation(ctx, s.url, roots, iss, newKey, rotated, o.duration) }()
 	}
+	ticks, err := readCPUTicks()
+	if err != nil {
+		return measurement{}, err
+	}
 	res, err := l.run(ctx)
 	if err != nil {
 		return measurement{}, fmt.Errorf("%w\n%s", err, s.tail(10))
+	}
+	ticksAfter, err := readCPUTicks()
+	if err != nil {
+		return measurement{}, err
 	}
 	after, err := s.usage()
 	if err != nil {
@@ -239,6 +260,7 @@ func measure(ctx context.Context, o options, sp spec, w workload, dir string, ro
 		server: sp.name, load: res, rss: after.rss,
 		jwksFetches: iss.jwksHits.Load() - fetches,
 		cpuPerReq:   (after.cpu - before.cpu) / time.Duration(max(1, res.requests)),
+		steal:       ticksAfter.stealSince(ticks),
 	}
 	if pickup != nil {
 		m.pickup = <-pickup
