@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"maps"
 	"slices"
 	"sync"
@@ -29,6 +28,8 @@ type Verifier interface {
 // cannot be verified before their next key fetch, which their rate limit has already
 // scheduled: a flood of forged key IDs is then answered without reading the tokens' claims.
 type KeyAwaiter interface {
+	// FetchScheduled reports whether a key fetch is scheduled: without one, no key is awaited.
+	FetchScheduled() bool
 	// AwaitsKey reports whether a token signed with alg by the key kid can only be undecided
 	// (ReasonUnknownKey) until then: alg is accepted, the verifier is ready, kid is not in its
 	// key set, and the fetch that could bring it is scheduled and may not be made sooner.
@@ -77,7 +78,7 @@ type Authenticator struct {
 	mapper  Mapper
 	opts    Options
 	cache   *gocache.Cache
-	hashers sync.Pool // of HMAC-SHA256 hashes keyed for this process
+	hashers sync.Pool // of *hasher, keyed for this process
 	flight  singleflight.Group
 	bound   sync.Mutex    // makes CacheMaxEntries a hard bound
 	slots   chan struct{} // one per verification in flight, when MaxInFlight bounds them
@@ -117,7 +118,7 @@ func New(issuers map[string]Verifier, mapper Mapper, opts Options) (*Authenticat
 	if opts.MaxInFlight > 0 {
 		a.slots = make(chan struct{}, opts.MaxInFlight)
 	}
-	a.hashers.New = func() any { return hmac.New(sha256.New, key) }
+	a.hashers.New = func() any { return &hasher{mac: hmac.New(sha256.New, key)} }
 	if opts.CacheTTL > 0 {
 		a.cache = gocache.New(opts.CacheTTL, time.Minute)
 	}
@@ -163,18 +164,6 @@ func (a *Authenticator) verify(ctx context.Context, raw string) (*Identity, bool
 	if err != nil {
 		return nil, false, Record(ctx, "parse", "", err)
 	}
-	var key string
-	if a.cache != nil {
-		key = a.cacheKey(raw)
-		if v, ok := a.cache.Get(key); ok {
-			if id, err := unpackIdentity(v.(string), a.names); err == nil {
-				a.observe(true)
-				return id.withPayload(raw), true, nil
-			}
-			a.cache.Delete(key) // never expected: verify the token again
-		}
-		a.observe(false)
-	}
 	if err := a.awaitedKey(ctx, h); err != nil {
 		return nil, false, err
 	}
@@ -182,6 +171,15 @@ func (a *Authenticator) verify(ctx context.Context, raw string) (*Identity, bool
 		id, err := a.verifyUncached(ctx, raw)
 		return id, false, err
 	}
+	key := a.cacheKey(raw)
+	if v, ok := a.cache.Get(key); ok {
+		if id, err := unpackIdentity(v.(string), a.names); err == nil {
+			a.observe(true)
+			return id.withPayload(raw), true, nil
+		}
+		a.cache.Delete(key) // never expected: verify the token again
+	}
+	a.observe(false)
 	// Concurrent requests for the same new token verify it once. The work is detached from
 	// the first caller's cancellation so that its peers are not failed by it.
 	v, err, _ := a.flight.Do(key, func() (any, error) {
@@ -231,12 +229,21 @@ func (a *Authenticator) verifyUncached(ctx context.Context, raw string) (*Identi
 // awaitedKey answers, from the token's header part alone, a token whose key no issuer knows
 // while every issuer waits out its key fetch interval with a fetch already scheduled. Whatever
 // issuer the token names, it cannot be verified before that fetch: such a token is undecided,
-// as the issuer would answer it, and its claims are never read. This is what a flood of
-// forged key IDs meets after its first token; the one difference it makes is that a token
-// from an issuer that is not configured is answered unknown_key here, not unknown_issuer.
+// as the issuer would answer it, and neither its claims nor the cache are read. This is what
+// a flood of forged key IDs meets after its first token. It differs from the full path in two
+// answers, both refusals: a token from an issuer that is not configured is unknown_key here,
+// not unknown_issuer; and a token verified earlier with a key its issuer has since dropped is
+// not taken from the cache in that window.
+//
+// Outside such windows it costs an atomic load per issuer.
 func (a *Authenticator) awaitedKey(ctx context.Context, header string) error {
 	if len(a.waiters) == 0 {
 		return nil
+	}
+	for _, w := range a.waiters {
+		if !w.FetchScheduled() {
+			return nil
+		}
 	}
 	hdr, err := decodeHeader(header)
 	if err != nil || hdr.Kid == "" {
@@ -282,13 +289,26 @@ func (a *Authenticator) remember(key string, id *Identity) {
 // (as HMAC-SHA-256-128 is, RFC 4868): the cache never holds a token, nor anything that would
 // let one be checked offline, and two tokens collide with a chance of 2^-128.
 func (a *Authenticator) cacheKey(raw string) string {
-	m := a.hashers.Get().(hash.Hash)
-	defer a.hashers.Put(m)
-	m.Reset()
-	_, _ = io.WriteString(m, raw)
+	h := a.hashers.Get().(*hasher)
+	defer a.hashers.Put(h)
+	h.mac.Reset()
+	h.buf = append(h.buf[:0], raw...) // the hash takes bytes: copied here, not allocated per token
+	_, _ = h.mac.Write(h.buf)
+	if cap(h.buf) > maxPooledToken {
+		h.buf = nil
+	}
 	var sum [sha256.Size]byte
-	return string(m.Sum(sum[:0])[:16])
+	return string(h.mac.Sum(sum[:0])[:16])
 }
+
+// hasher is an HMAC with a buffer for the token it hashes.
+type hasher struct {
+	mac hash.Hash
+	buf []byte
+}
+
+// maxPooledToken is the largest token buffer a pooled hasher keeps.
+const maxPooledToken = 16 << 10
 
 func (a *Authenticator) observe(hit bool) {
 	if a.opts.Observer != nil {

@@ -278,6 +278,8 @@ type awaitingVerifier struct {
 	awaited map[string]bool
 }
 
+func (v *awaitingVerifier) FetchScheduled() bool { return len(v.awaited) > 0 }
+
 func (v *awaitingVerifier) AwaitsKey(alg, kid string) bool { return v.awaited[kid] }
 
 // A token whose key every issuer awaits is undecided from its header, without reaching a
@@ -318,5 +320,23 @@ func TestAwaitedKeyIsUndecidedFromTheHeader(t *testing.T) {
 				t.Errorf("cache %v, %s: got %v after %d verifier calls; want undecided %q without any", opts.CacheTTL, tc.name, err, calls, tc.want)
 			}
 		}
+	}
+
+	// The header is read before the cache: a token verified earlier whose key every issuer
+	// now lacks is refused while their fetches are scheduled, and served again after.
+	auth := newAuth(t, map[string]authn.Verifier{"https://a": a, "https://b": b}, authn.Options{CacheTTL: time.Minute})
+	dropped := withKid("https://a", "dropped")
+	if _, err := auth.Authenticate(context.Background(), dropped); err != nil {
+		t.Fatal(err)
+	}
+	a.awaited["dropped"], b.awaited["dropped"] = true, true
+	_, err := auth.Authenticate(context.Background(), dropped)
+	if d := (*authn.Denial)(nil); !errors.As(err, &d) || d.Reason != authn.ReasonUnknownKey || !d.Retryable {
+		t.Errorf("cached token whose key is awaited: got %v, want undecided %q", err, authn.ReasonUnknownKey)
+	}
+	a.awaited, b.awaited = nil, nil // the fetches were made; nothing is awaited
+	before := a.calls.Load()
+	if res, err := auth.Authenticate(context.Background(), dropped); err != nil || !res.Cached || a.calls.Load() != before {
+		t.Errorf("no fetch scheduled: got cached=%v, %v after %d calls; want the cached identity", res.Cached, err, a.calls.Load()-before)
 	}
 }

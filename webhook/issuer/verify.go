@@ -13,6 +13,12 @@ import (
 // tolerates it; exp gets none, and iat is not compared with the clock.
 const NotBeforeLeeway = 5 * time.Minute
 
+// FetchScheduled reports whether a key fetch is scheduled (authn.KeyAwaiter).
+func (i *Issuer) FetchScheduled() bool {
+	keys := i.ready.Load()
+	return keys != nil && keys.deferred.Load()
+}
+
 // AwaitsKey reports whether a token signed with alg by the key kid would be undecided by
 // Verify, as the key it names can only arrive with the key fetch already scheduled: the
 // same checks, in the same order, as far as the key (authn.KeyAwaiter).
