@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 
@@ -29,7 +30,9 @@ import (
 //	go test -run '^$' -bench Review -benchmem ./webhook/
 func BenchmarkReview(b *testing.B) {
 	ti := issuertest.New(b)
-	is, err := issuer.New(ti.Config(), issuer.Options{})
+	// An unknown key is refetched at most hourly: the flood below meets the scheduled fetch,
+	// however slowly this machine runs the cases before it.
+	is, err := issuer.New(ti.Config(), issuer.Options{KeyRefreshInterval: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,6 +67,9 @@ func BenchmarkReview(b *testing.B) {
 		{"unknown-kid", srv.Handler(), unknownKid},
 	} {
 		body := review("v1", tc.token)
+		// One review first: a forged key's first token may be the one that fetches the keys
+		// (a clean denial); the flood after it meets the scheduled fetch (unknown_key).
+		tc.handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/authenticate", strings.NewReader(body)))
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
 				w := httptest.NewRecorder()
