@@ -246,15 +246,16 @@ func (a *Authenticator) awaitedKey(ctx context.Context, header string) error {
 		}
 	}
 	hdr, err := decodeHeader(header)
-	if err != nil || hdr.Kid == "" {
+	kid := hdr.str("kid")
+	if err != nil || kid == "" {
 		return nil // the full parse says what is wrong
 	}
 	for _, w := range a.waiters {
-		if !w.AwaitsKey(hdr.Alg, hdr.Kid) {
+		if !w.AwaitsKey(hdr.str("alg"), kid) {
 			return nil
 		}
 	}
-	return Record(ctx, "key", "", Undecided(ReasonUnknownKey, keyAwaited{kid: hdr.Kid}))
+	return Record(ctx, "key", "", Undecided(ReasonUnknownKey, keyAwaited{kid: kid}))
 }
 
 // keyAwaited says why a token was undecided from its header. A flood of forged key IDs meets

@@ -216,12 +216,46 @@ func TestSelects(t *testing.T) {
 		{"has(claims.email_verified)", true},
 		{"claims.?email_verified.orValue(true) == true", true},
 		{"[claims.sub].exists(s, claims.email_verified)", true},
-		{"claims['email_verified'] == true", false}, // as in kube-apiserver: an index is not a select
+		{"claims['email_verified'] == true", true}, // an index with a constant key reads the key too
+		{"claims[?'email_verified'].orValue(false) == true", true},
+		{"'email_verified' in claims", true},
 		{"claims.email == 'x'", false},
+		{"claims.exists(k, k == 'email_verified')", false}, // may read it, but does not name it
 	}
 	for _, tc := range tests {
 		if got := claimsProgram(t, c, tc.expr, expression.Bool).Selects("claims", "email_verified"); got != tc.want {
 			t.Errorf("%s: Selects = %v, want %v", tc.expr, got, tc.want)
+		}
+	}
+}
+
+// Reads decides, on the compiled expression, whether it may read a claim: every CEL form that
+// can reach claims.email counts, so that the mapping's email_verified guard cannot be
+// bypassed by spelling (the security review found claims['email'] did).
+func TestReads(t *testing.T) {
+	c := compiler(t)
+	for _, tc := range []struct {
+		expr string
+		want bool
+	}{
+		{"claims.email == 'ceo@example.com'", true},
+		{"claims['email'] == 'ceo@example.com'", true},
+		{"claims[?'email'].orValue('') == 'ceo@example.com'", true},
+		{"claims.?email.orValue('') == 'ceo@example.com'", true},
+		{"has(claims.email)", true},
+		{"'email' in claims", true},
+		{"claims.exists(k, k == 'email' && claims[k] == 'ceo@example.com')", true},
+		{"claims.all(k, k != 'x')", true},
+		{"dyn(claims).email == 'ceo@example.com'", true},
+		{"claims[claims.sub] == 'x'", true},
+		{"[claims].exists(c, c.email == 'ceo@example.com')", true},
+		{"{'a': claims}.a.email == 'x'", true},
+		{"claims.sub == 'x'", false},
+		{"claims['sub'] == 'x' && 'admins' in dyn(claims.groups)", false},
+		{"claims.emails == 'x'", false},
+	} {
+		if got := claimsProgram(t, c, tc.expr, expression.Bool).Reads("claims", "email"); got != tc.want {
+			t.Errorf("%s: Reads(email) = %v, want %v", tc.expr, got, tc.want)
 		}
 	}
 }
