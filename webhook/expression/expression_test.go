@@ -328,3 +328,33 @@ func TestCostLimits(t *testing.T) {
 		}
 	})
 }
+
+// String functions cost what they read and build, as kube-apiserver's estimator says: five
+// chained replaces that grow a 1,000-character claim tenfold each would build ~100 MB; the
+// per-call limit stops them (the security review found each cost ~1 unit whatever its input).
+func TestStringFunctionsCostBySize(t *testing.T) {
+	c := compiler(t)
+	ctx := context.Background()
+	vars := expression.ClaimsVars(map[string]any{"s": strings.Repeat("a", 1000)})
+	grow := "claims.s" + strings.Repeat(".replace('a', 'aaaaaaaaaa')", 5)
+	budget := expression.NewBudget()
+	_, err := claimsProgram(t, c, grow+".size() > 0", expression.Bool).Bool(ctx, vars, &budget)
+	if err == nil || !strings.Contains(err.Error(), "cost limit exceeded") {
+		t.Fatalf("five chained replaces: want a cost limit error, got %v", err)
+	}
+	for _, tc := range []struct {
+		expr    string
+		atLeast uint64
+	}{
+		// A traversal costs a tenth of a unit per character; replace and split twice that.
+		{"claims.s.lowerAscii() != ''", 100},
+		{"claims.s.replace('a', 'b') != ''", 200},
+		{"claims.s.split('a').size() > 0", 200},
+		{"claims.s.indexOf('b') < 0", 100},
+	} {
+		cost, err := claimsProgram(t, c, tc.expr, expression.Bool).Cost(ctx, vars)
+		if err != nil || cost < tc.atLeast {
+			t.Errorf("%s over 1,000 characters costs %d (%v); want at least %d", tc.expr, cost, err, tc.atLeast)
+		}
+	}
+}
