@@ -100,30 +100,12 @@ func (i *Issuer) AwaitsKey(alg, kid string) bool {
 }
 
 // Verify checks a token whose unverified iss names this issuer and returns its identity, or
-// an *authn.Denial saying why not. A token is accepted only when go-oidc's verifier returned
-// it (and, with several audiences, it names one of them); the algorithm and key checks before
-// it refuse early what go-oidc would refuse, so that a flood of forged tokens is cheap.
-// Distributed claims are then resolved, and the claims mapped to a user.
+// an *authn.Denial saying why not: accept, then distributed claims, then the claim mappings.
 func (i *Issuer) Verify(ctx context.Context, tok *authn.Unverified) (*authn.Identity, error) {
-	if !slices.Contains(SigningAlgorithms, tok.Algorithm) {
-		return nil, authn.Record(ctx, "algorithm", "", authn.Deny(authn.ReasonAlgorithm,
-			"alg %q is not accepted; want one of %v", tok.Algorithm, SigningAlgorithms))
-	}
-	v := i.ready.Load()
-	if v == nil {
-		return nil, authn.Record(ctx, "issuer ready", "", authn.Undecided(authn.ReasonIssuerNotReady,
-			fmt.Errorf("issuer %s is not ready: %s", i.URL(), i.Status().Message)))
-	}
-	// A key ID the issuer does not publish is settled before go-oidc parses the token: a
-	// flood of forged key IDs costs a lookup, and the issuer one fetch per interval.
-	if err := v.keys.ensure(ctx, tok.KeyID); err != nil {
-		return nil, authn.Record(ctx, "key", describeKid(tok.KeyID), err)
-	}
-	t, err := v.verify(ctx, tok.Raw)
+	t, v, err := i.accept(ctx, tok)
 	if err != nil {
-		return nil, authn.Record(ctx, "go-oidc", "", err)
+		return nil, err
 	}
-	authn.Record(ctx, "go-oidc", "signature, iss, aud, exp and nbf hold", nil)
 	var claims map[string]any
 	if err := t.Claims(&claims); err != nil {
 		return nil, authn.Deny(authn.ReasonInvalidClaims, "decode claims: %w", err)
@@ -137,4 +119,30 @@ func (i *Issuer) Verify(ctx context.Context, tok *authn.Unverified) (*authn.Iden
 	}
 	id.Expiry = t.Expiry
 	return id, nil
+}
+
+// accept returns the token when go-oidc's verifier accepted it (and, with several audiences,
+// it names one of them). The algorithm and key checks before it refuse early what go-oidc
+// would refuse, so that a flood of forged tokens is cheap; they never accept anything.
+func (i *Issuer) accept(ctx context.Context, tok *authn.Unverified) (*oidc.IDToken, *verifier, error) {
+	if !slices.Contains(SigningAlgorithms, tok.Algorithm) {
+		return nil, nil, authn.Record(ctx, "algorithm", "", authn.Deny(authn.ReasonAlgorithm,
+			"alg %q is not accepted; want one of %v", tok.Algorithm, SigningAlgorithms))
+	}
+	v := i.ready.Load()
+	if v == nil {
+		return nil, nil, authn.Record(ctx, "issuer ready", "", authn.Undecided(authn.ReasonIssuerNotReady,
+			fmt.Errorf("issuer %s is not ready: %s", i.URL(), i.Status().Message)))
+	}
+	// A key ID the issuer does not publish is settled before go-oidc parses the token: a
+	// flood of forged key IDs costs a lookup, and the issuer one fetch per interval.
+	if err := v.keys.ensure(ctx, tok.KeyID); err != nil {
+		return nil, nil, authn.Record(ctx, "key", describeKid(tok.KeyID), err)
+	}
+	t, err := v.verify(ctx, tok.Raw)
+	if err != nil {
+		return nil, nil, authn.Record(ctx, "go-oidc", "", err)
+	}
+	authn.Record(ctx, "go-oidc", "signature, iss, aud, exp and nbf hold", nil)
+	return t, v, nil
 }
