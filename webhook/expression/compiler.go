@@ -171,13 +171,20 @@ func compile(env *cel.Env, field, text string, want Result) (*Program, error) {
 	return &Program{field: field, text: text, result: want, prog: prog, ast: checked.NativeRep()}, nil
 }
 
-// Selects reports whether the expression reads variable's key name by name: as a field
-// (claims.email), a presence test (has(claims.email)), an optional field (claims.?email), an
-// index with a constant key (claims['email'], claims[?'email']) or a membership test
-// ('email' in claims). kube-apiserver asks this of claims.email and claims.email_verified.
+// Selects reports whether the expression reads variable.name as a field (claims.email), a
+// presence test (has(claims.email)) or an optional field (claims.?email), anywhere in it:
+// kube-apiserver's rule, which it applies to claims.email and claims.email_verified.
 func (p *Program) Selects(variable, name string) bool {
-	keys, _ := p.references(variable)
-	return keys[name]
+	fields, _, _ := p.references(variable)
+	return fields[name]
+}
+
+// Names reports whether the expression reads variable's key name by name: as Selects does, or
+// with an index of a constant key (claims['email'], claims[?'email']) or a membership test
+// ('email' in claims).
+func (p *Program) Names(variable, name string) bool {
+	fields, indexed, _ := p.references(variable)
+	return fields[name] || indexed[name]
 }
 
 // Reads reports whether the expression may read variable's key name: by name (Selects), or
@@ -185,14 +192,14 @@ func (p *Program) Selects(variable, name string) bool {
 // with a computed key), which could read every key. It is the rule for what must not read an
 // unverified email, decided on the compiled expression rather than on its spelling.
 func (p *Program) Reads(variable, name string) bool {
-	keys, whole := p.references(variable)
-	return whole || keys[name]
+	fields, indexed, whole := p.references(variable)
+	return whole || fields[name] || indexed[name]
 }
 
-// references walks the expression: the keys of variable it reads by a constant name, and
-// whether it uses the variable in any other way.
-func (p *Program) references(variable string) (keys map[string]bool, whole bool) {
-	keys = map[string]bool{}
+// references walks the expression: the keys of variable it reads as fields, those it reads
+// by a constant index, and whether it uses the variable in any other way.
+func (p *Program) references(variable string) (fields, indexed map[string]bool, whole bool) {
+	fields, indexed = map[string]bool{}, map[string]bool{}
 	var walk func(e ast.Expr)
 	walk = func(e ast.Expr) {
 		switch e.Kind() {
@@ -203,7 +210,7 @@ func (p *Program) references(variable string) (keys map[string]bool, whole bool)
 		case ast.SelectKind:
 			s := e.AsSelect()
 			if isIdent(s.Operand(), variable) {
-				keys[s.FieldName()] = true
+				fields[s.FieldName()] = true
 				return
 			}
 			walk(s.Operand())
@@ -211,14 +218,19 @@ func (p *Program) references(variable string) (keys map[string]bool, whole bool)
 			c := e.AsCall()
 			args := c.Args()
 			switch fn := c.FunctionName(); {
-			case (fn == "_[_]" || fn == "_[?_]" || fn == "_?._") && len(args) == 2 && isIdent(args[0], variable):
+			case fn == "_?._" && len(args) == 2 && isIdent(args[0], variable):
 				if k, ok := literalString(args[1]); ok {
-					keys[k] = true
+					fields[k] = true
+					return
+				}
+			case (fn == "_[_]" || fn == "_[?_]") && len(args) == 2 && isIdent(args[0], variable):
+				if k, ok := literalString(args[1]); ok {
+					indexed[k] = true
 					return
 				}
 			case fn == "@in" && len(args) == 2 && isIdent(args[1], variable):
 				if k, ok := literalString(args[0]); ok {
-					keys[k] = true
+					indexed[k] = true
 					return
 				}
 			}
@@ -252,7 +264,7 @@ func (p *Program) references(variable string) (keys map[string]bool, whole bool)
 		}
 	}
 	walk(p.ast.Expr())
-	return keys, whole
+	return fields, indexed, whole
 }
 
 func literalString(e ast.Expr) (string, bool) {

@@ -216,15 +216,28 @@ func TestSelects(t *testing.T) {
 		{"has(claims.email_verified)", true},
 		{"claims.?email_verified.orValue(true) == true", true},
 		{"[claims.sub].exists(s, claims.email_verified)", true},
-		{"claims['email_verified'] == true", true}, // an index with a constant key reads the key too
-		{"claims[?'email_verified'].orValue(false) == true", true},
-		{"'email_verified' in claims", true},
+		{"claims['email_verified'] == true", false}, // as in kube-apiserver: an index is not a select
 		{"claims.email == 'x'", false},
-		{"claims.exists(k, k == 'email_verified')", false}, // may read it, but does not name it
 	}
 	for _, tc := range tests {
 		if got := claimsProgram(t, c, tc.expr, expression.Bool).Selects("claims", "email_verified"); got != tc.want {
 			t.Errorf("%s: Selects = %v, want %v", tc.expr, got, tc.want)
+		}
+	}
+	// Names counts every way of naming the key: a field, a constant index, a membership test.
+	for _, tc := range []struct {
+		expr string
+		want bool
+	}{
+		{"claims.email_verified == true", true},
+		{"claims['email_verified'] == true", true},
+		{"claims[?'email_verified'].orValue(false) == true", true},
+		{"'email_verified' in claims", true},
+		{"claims.exists(k, k == 'email_verified')", false}, // may read it, but does not name it
+		{"claims.email == 'x'", false},
+	} {
+		if got := claimsProgram(t, c, tc.expr, expression.Bool).Names("claims", "email_verified"); got != tc.want {
+			t.Errorf("%s: Names = %v, want %v", tc.expr, got, tc.want)
 		}
 	}
 }
