@@ -14,6 +14,7 @@ import (
 	"k8s.io/apiserver/plugin/pkg/authenticator/token/oidc"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/claims"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer"
 )
@@ -182,12 +183,12 @@ var reservedNames = &difference{
 		if !o.OK {
 			return o
 		}
-		if strings.HasPrefix(o.Name, issuer.ReservedPrefix) {
+		if strings.HasPrefix(o.Name, claims.ReservedPrefix) {
 			return denied(fmt.Errorf("reserved username %q", o.Name))
 		}
 		var groups []string
 		for _, g := range o.Groups {
-			if !strings.HasPrefix(g, issuer.ReservedPrefix) {
+			if !strings.HasPrefix(g, claims.ReservedPrefix) {
 				groups = append(groups, g)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/claims"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer/issuertest"
@@ -58,7 +59,7 @@ func TestExpressionForms(t *testing.T) {
 				if !slices.Equal(id.Groups, []string{"viewer", "system:masters"}) {
 					t.Fatalf("raw groups %q", id.Groups)
 				}
-				if !slices.Equal(u.Extra["example.com/tenant"], []string{"acme"}) || !slices.Equal(u.Extra[issuer.CredentialIDKey], []string{"JTI=j1"}) {
+				if !slices.Equal(u.Extra["example.com/tenant"], []string{"acme"}) || !slices.Equal(u.Extra[claims.CredentialIDKey], []string{"JTI=j1"}) {
 					t.Fatalf("extra %v", u.Extra)
 				}
 			},

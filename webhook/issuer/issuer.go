@@ -23,6 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/claims"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
 )
 
@@ -66,6 +68,8 @@ type Issuer struct {
 	opts   Options
 	client *http.Client
 	keys   *keySet
+	// mapper turns the claims of an accepted token into its identity.
+	mapper *claims.Mapper
 	// distributed remembers resolved distributed claims until their JWT expires.
 	distributed *gocache.Cache
 
@@ -91,11 +95,11 @@ func New(cfg config.JWTAuthenticator, opts Options) (*Issuer, error) {
 	if opts.HTTPTimeout <= 0 {
 		opts.HTTPTimeout = DefaultHTTPTimeout
 	}
-	if cfg.WritesExpressions() && cfg.Expressions == nil {
-		// Never serve with rules that would be skipped: validation compiles them.
-		return nil, fmt.Errorf("issuer %s: its CEL expressions are not compiled; validate the configuration first", cfg.Issuer.URL)
+	mapper, err := claims.NewMapper(cfg.Issuer.URL, cfg)
+	if err != nil {
+		return nil, err
 	}
-	i := &Issuer{cfg: cfg, opts: opts, distributed: newDistributedCache()}
+	i := &Issuer{cfg: cfg, opts: opts, mapper: mapper, distributed: newDistributedCache()}
 	client, err := i.httpClient(opts.HTTPTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s: %w", cfg.Issuer.URL, err)
@@ -126,6 +130,14 @@ func (i *Issuer) httpClient(timeout time.Duration) (*http.Client, error) {
 		rt.to = u
 	}
 	return &http.Client{Transport: rt, Timeout: timeout}, nil
+}
+
+// ValidatesUsers reports whether the issuer has userValidationRules.
+func (i *Issuer) ValidatesUsers() bool { return i.mapper.ValidatesUsers() }
+
+// ValidateUser applies the userValidationRules to the final user (authn.UserValidator).
+func (i *Issuer) ValidateUser(ctx context.Context, u authn.User) error {
+	return i.mapper.ValidateUser(ctx, u)
 }
 
 // URL is the issuer URL tokens must carry in iss.

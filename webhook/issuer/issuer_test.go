@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/claims"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer/issuertest"
@@ -382,7 +383,7 @@ func TestCredentialIDFromJTI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := id.User.Extra[issuer.CredentialIDKey]; !slices.Equal(got, []string{"JTI=abc"}) {
+	if got := id.User.Extra[claims.CredentialIDKey]; !slices.Equal(got, []string{"JTI=abc"}) {
 		t.Fatalf("extra %v", id.User.Extra)
 	}
 }

@@ -106,14 +106,14 @@ func (i *Issuer) Verify(ctx context.Context, tok *authn.Unverified) (*authn.Iden
 	if err != nil {
 		return nil, err
 	}
-	var claims map[string]any
-	if err := t.Claims(&claims); err != nil {
+	var c map[string]any
+	if err := t.Claims(&c); err != nil {
 		return nil, authn.Deny(authn.ReasonInvalidClaims, "decode claims: %w", err)
 	}
-	if err := i.resolveDistributed(ctx, v, claims); err != nil {
+	if err := i.resolveDistributed(ctx, v, c); err != nil {
 		return nil, authn.Record(ctx, "distributed claims", "", err)
 	}
-	id, err := i.identity(ctx, claims)
+	id, err := i.mapper.Identity(ctx, c)
 	if err != nil {
 		return nil, err
 	}
