@@ -26,26 +26,59 @@ const (
 var errCorruptEntry = errors.New("a cached identity does not decode")
 
 // packer writes an identity's fields, remembering the strings written so far so that an
-// equal one is written as a reference to it.
+// equal one is written as a reference to it. The few strings of most identities are compared
+// one by one; past indexAfter of them (a token with many groups) they are looked up in a map,
+// so that packing costs what the strings' bytes cost, not their number squared.
 type packer struct {
 	b       []byte
 	written []string
+	index   map[string]int // of written, once there are more than indexAfter
+	// compared counts string comparisons, for the test that keeps packing linear.
+	compared int
 }
+
+// indexAfter is how many strings are compared one by one before the packer indexes them.
+const indexAfter = 16
 
 func (p *packer) uint(v uint64) { p.b = binary.AppendUvarint(p.b, v) }
 
 // str writes s as 0 and the index of an equal string written before, or as len(s)+1 and s.
 func (p *packer) str(s string) {
-	for i, w := range p.written {
-		if w == s {
-			p.uint(0)
-			p.uint(uint64(i))
-			return
+	if i, ok := p.find(s); ok {
+		p.uint(0)
+		p.uint(uint64(i))
+		return
+	}
+	if p.index != nil {
+		p.index[s] = len(p.written)
+	} else if len(p.written) == indexAfter {
+		p.index = make(map[string]int, 2*indexAfter)
+		for i, w := range p.written {
+			if _, dup := p.index[w]; !dup {
+				p.index[w] = i
+			}
 		}
+		p.index[s] = len(p.written)
 	}
 	p.written = append(p.written, s)
 	p.uint(uint64(len(s)) + 1)
 	p.b = append(p.b, s...)
+}
+
+// find returns the position of a written string equal to s.
+func (p *packer) find(s string) (int, bool) {
+	if p.index != nil {
+		p.compared++
+		i, ok := p.index[s]
+		return i, ok
+	}
+	for i, w := range p.written {
+		p.compared++
+		if w == s {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 func (p *packer) strs(list []string) {
@@ -58,6 +91,12 @@ func (p *packer) strs(list []string) {
 // pack encodes id without its claim set; issuer is the position of id.Issuer among the
 // Authenticator's issuers.
 func (id *Identity) pack(issuer int) string {
+	s, _ := id.packCounted(issuer)
+	return s
+}
+
+// packCounted is pack, also returning how many string comparisons it made.
+func (id *Identity) packCounted(issuer int) (string, int) {
 	p := packer{b: make([]byte, 0, 128), written: make([]string, 0, 8)}
 	p.uint(uint64(issuer))
 	p.str(id.Subject)
@@ -80,7 +119,7 @@ func (id *Identity) pack(issuer int) string {
 		p.str(k)
 		p.strs(v)
 	}
-	return string(p.b)
+	return string(p.b), p.compared
 }
 
 // unpacker reads what a packer wrote; the first error sticks.

@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -69,4 +70,27 @@ func FuzzUnpack(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		_, _ = unpackIdentity(s, []string{"https://a"})
 	})
+}
+
+// Packing is linear in the number of strings: a token with 1,000 groups (prefixed, so 2,000
+// distinct strings) makes a few comparisons per string, not one per string packed before it
+// (issue 17 measured 76% of a cold review's CPU there).
+func TestPackIsLinearInGroups(t *testing.T) {
+	for _, n := range []int{1, 10, 100, 1000, 4000} {
+		id := Identity{Issuer: "https://a.example", Subject: "s", Email: "e@example.com", User: User{Name: "e@example.com", UID: "s"}}
+		for i := range n {
+			g := fmt.Sprintf("group-%d", i)
+			id.Groups = append(id.Groups, g)
+			id.User.Groups = append(id.User.Groups, "oidc:"+g)
+		}
+		packed, compared := id.packCounted(0)
+		strings := 4 + 2*n
+		if limit := indexAfter*indexAfter + 2*strings; compared > limit {
+			t.Errorf("%d groups: %d comparisons for %d strings; want at most %d (linear)", n, compared, strings, limit)
+		}
+		got, err := unpackIdentity(packed, []string{"https://a.example"})
+		if err != nil || !reflect.DeepEqual(got.User.Groups, id.User.Groups) || !reflect.DeepEqual(got.Groups, id.Groups) {
+			t.Fatalf("%d groups: the identity does not round-trip: %v", n, err)
+		}
+	}
 }
