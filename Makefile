@@ -144,7 +144,9 @@ node-packages: etcd
 ## e2e-node: a real node (containerd, kubelet, kube-controller-manager, kube-scheduler) running the DaemonSet
 ## from `kubectl apply -k manifests` with the image `make image` built; run as root
 e2e-node: build $(DEX) $(APISERVER) kubectl node-tools node-packages
-	$(MAKE) image IMAGE_REPO=$(IMAGE_REPO) IMAGE_TAG=e2e-node IMAGE_TAR=$(BIN)/e2e-node-image.tar
+	$(MAKE) image IMAGE_TAG=e2e-node IMAGE_TAR=$(BIN)/e2e-node-image.tar
+	$(MAKE) image IMAGE_TAG=e2e-node-2 VERSION=e2e-node-2 IMAGE_TAR=$(BIN)/e2e-node-image-2.tar
 	$(MAKE) pause-image
-	DEX_BIN=$(CURDIR)/$(DEX) KUBECTL_BIN=$(KUBECTL) IMAGE_TAR=$(CURDIR)/$(BIN)/e2e-node-image.tar PAUSE_TAR=$(CURDIR)/$(PAUSE_TAR) \
-	  IMAGE_REPO=$(IMAGE_REPO) $(GO) test -tags e2enode -count=1 -v -timeout 25m -run TestNode ./test/e2e
+	DEX_BIN=$(CURDIR)/$(DEX) KUBECTL_BIN=$(KUBECTL) PAUSE_TAR=$(CURDIR)/$(PAUSE_TAR) IMAGE_REPO=$(IMAGE_REPO) \
+	  IMAGE_TAR=$(CURDIR)/$(BIN)/e2e-node-image.tar IMAGE2_TAR=$(CURDIR)/$(BIN)/e2e-node-image-2.tar \
+	  $(GO) test -tags e2enode -count=1 -v -timeout 25m -run TestNode ./test/e2e
