@@ -148,6 +148,10 @@ e2e-node: build $(DEX) $(APISERVER) kubectl node-tools node-packages
 	$(MAKE) image IMAGE_TAG=e2e-node IMAGE_TAR=$(BIN)/e2e-node-image.tar
 	$(MAKE) image IMAGE_TAG=e2e-node-2 VERSION=e2e-node-2 IMAGE_TAR=$(BIN)/e2e-node-image-2.tar
 	$(MAKE) pause-image
+	@$(IMAGE_TOOL) -binary $(APISERVER) -path /usr/local/bin/kube-apiserver -platform linux/$(ARCH) -ref localhost/kube-apiserver:$(K8S_VERSION) \
+	  $$(ldd $(APISERVER) 2>/dev/null | grep -o '/[^ ]*' | sed 's/^/-add /') \
+	  -user 0:0 -ca-certificates '' -expose '' -version $(K8S_VERSION) -revision $(K8S_VERSION) -created $(BUILD_DATE) -o $(BIN)/kube-apiserver-image.tar
 	DEX_BIN=$(CURDIR)/$(DEX) KUBECTL_BIN=$(KUBECTL) PAUSE_TAR=$(CURDIR)/$(PAUSE_TAR) IMAGE_REPO=$(IMAGE_REPO) \
 	  IMAGE_TAR=$(CURDIR)/$(BIN)/e2e-node-image.tar IMAGE2_TAR=$(CURDIR)/$(BIN)/e2e-node-image-2.tar \
+	  APISERVER_IMAGE_TAR=$(CURDIR)/$(BIN)/kube-apiserver-image.tar APISERVER_IMAGE=localhost/kube-apiserver:$(K8S_VERSION) \
 	  $(GO) test -tags e2enode -count=1 -v -timeout 25m -run TestNode ./test/e2e

@@ -3,11 +3,15 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -20,9 +24,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// The real node: the control plane (etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler) as processes on loopback, as on a kubeadm node before its static pods are
-// considered, and a kubelet running pods through containerd and runc. Everything runs as root
+// The real node, as kubeadm builds one: a kubelet running pods through containerd and runc,
+// kube-apiserver as its static pod (with docs/install.md's flags and mount), and etcd,
+// kube-controller-manager and kube-scheduler as processes on loopback. Everything runs as root
 // on this machine; nothing listens beyond 127.0.0.1 and no pod but the DaemonSet's (host
 // network) runs, so the CNI bridge is configured but never created.
 
@@ -57,15 +61,19 @@ func findNodeBins(root string) (nodeBins, error) {
 
 // controlPlane is kube-apiserver with the credentials of every component.
 type controlPlane struct {
-	api        *apiserver
-	saKey      string
+	api        *apiserver // proc is nil: the kubelet runs kube-apiserver as a static pod
+	port       int
+	caFile     string            // the cluster CA (kube-apiserver's serving certificate, kube-root-ca.crt)
+	saKey      string            // service-account signing key
 	tokens     map[string]string // component -> static bearer token
 	kubeconfig map[string]string // component -> kubeconfig path
 }
 
-// startControlPlane starts kube-apiserver with the three flags docs/install.md adds (step 2),
-// then kube-controller-manager and kube-scheduler.
-func startControlPlane(b bins, nb nodeBins, dir, etcdURL, webhookKubeconfig string, procs *[]*proc) (*controlPlane, error) {
+// prepareControlPlane writes what kube-apiserver needs (a cluster CA and serving certificate,
+// service-account keys, the components' static tokens and kubeconfigs) and its static pod
+// manifest into manifestDir: a kubeadm-style pod whose oidc-authenticator flags, volume and mount
+// are docs/install.md's step 2, read from the page itself.
+func prepareControlPlane(root, dir, etcdURL, manifestDir, stateDir, image string) (*controlPlane, error) {
 	adir := filepath.Join(dir, "apiserver")
 	if err := os.MkdirAll(adir, 0o700); err != nil {
 		return nil, err
@@ -74,11 +82,16 @@ func startControlPlane(b bins, nb nodeBins, dir, etcdURL, webhookKubeconfig stri
 	if err != nil {
 		return nil, err
 	}
+	cp := &controlPlane{port: port, saKey: filepath.Join(adir, "sa.key"), tokens: map[string]string{}, kubeconfig: map[string]string{}}
+	caFile, certFile, keyFile, err := writeServingCert(adir)
+	if err != nil {
+		return nil, err
+	}
+	cp.caFile = caFile
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
 	}
-	cp := &controlPlane{saKey: filepath.Join(adir, "sa.key"), tokens: map[string]string{}, kubeconfig: map[string]string{}}
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	if err := os.WriteFile(cp.saKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return nil, err
@@ -106,32 +119,7 @@ func startControlPlane(b bins, nb nodeBins, dir, etcdURL, webhookKubeconfig stri
 	if err := os.WriteFile(tokens, []byte(csv.String()), 0o600); err != nil {
 		return nil, err
 	}
-	certDir := filepath.Join(adir, "certs")
-	p, err := startProc("kube-apiserver", filepath.Join(adir, "kube-apiserver.log"), b.apiserver,
-		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(port), "--endpoint-reconciler-type=none",
-		"--cert-dir="+certDir, "--service-cluster-ip-range=10.0.0.0/24",
-		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+saPub, "--service-account-signing-key-file="+cp.saKey,
-		"--token-auth-file="+tokens,
-		"--authorization-mode=Node,RBAC",
-		"--enable-admission-plugins=NodeRestriction",
-		"--allow-privileged=false",
-		// docs/install.md, step 2, verbatim but for the state directory's path:
-		"--authentication-token-webhook-config-file="+webhookKubeconfig,
-		"--authentication-token-webhook-version=v1",
-		"--authentication-token-webhook-cache-ttl=30s",
-	)
-	if err != nil {
-		return nil, err
-	}
-	*procs = append(*procs, p)
-	cp.api = &apiserver{proc: p, url: "https://127.0.0.1:" + strconv.Itoa(port), adminToken: cp.tokens["admin"], dir: adir,
-		caFile: filepath.Join(certDir, "apiserver.crt")}
-	if err := waitHTTP(cp.api.url+"/readyz", http.Header{"Authorization": {"Bearer " + cp.tokens["admin"]}}, 120*time.Second, p); err != nil {
-		return nil, fmt.Errorf("kube-apiserver: %w\n%s", err, p.tail(30))
-	}
+	cp.api = &apiserver{url: "https://127.0.0.1:" + strconv.Itoa(port), adminToken: cp.tokens["admin"], dir: adir, caFile: caFile}
 	for who, tok := range cp.tokens {
 		path := filepath.Join(dir, who+".kubeconfig")
 		if err := cp.api.kubeconfig(path, map[string]any{"token": tok}); err != nil {
@@ -140,9 +128,161 @@ func startControlPlane(b bins, nb nodeBins, dir, etcdURL, webhookKubeconfig stri
 		cp.kubeconfig[who] = path
 	}
 
-	kcmPort, err := freePort()
+	step2, err := installStep2(root)
 	if err != nil {
 		return nil, err
+	}
+	command := []any{"kube-apiserver",
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(port), "--endpoint-reconciler-type=none",
+		"--tls-cert-file=" + certFile, "--tls-private-key-file=" + keyFile,
+		"--service-cluster-ip-range=10.0.0.0/24",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + saPub, "--service-account-signing-key-file=" + cp.saKey,
+		"--token-auth-file=" + tokens,
+		"--authorization-mode=Node,RBAC",
+		"--enable-admission-plugins=NodeRestriction",
+		"--allow-privileged=false",
+	}
+	for _, f := range step2.flags {
+		command = append(command, f)
+	}
+	// The page's volume names /var/lib/oidc-authenticator on the node; this node keeps its
+	// state directory elsewhere (the DaemonSet's overlay moves its hostPath the same way).
+	vol := step2.volume
+	vol["hostPath"].(map[string]any)["path"] = strings.Replace(vol["hostPath"].(map[string]any)["path"].(string), "/var/lib/oidc-authenticator", stateDir, 1)
+	pod := map[string]any{
+		"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": "kube-apiserver", "namespace": "kube-system", "labels": map[string]any{"component": "kube-apiserver", "tier": "control-plane"}},
+		"spec": map[string]any{
+			"hostNetwork":       true,
+			"priorityClassName": "system-node-critical",
+			"containers": []any{map[string]any{
+				"name": "kube-apiserver", "image": image, "imagePullPolicy": "Never",
+				"command": command,
+				"volumeMounts": []any{
+					map[string]any{"name": "control-plane", "mountPath": adir, "readOnly": true},
+					step2.mount,
+				},
+			}},
+			"volumes": []any{
+				map[string]any{"name": "control-plane", "hostPath": map[string]any{"path": adir, "type": "Directory"}},
+				vol,
+			},
+		},
+	}
+	b, err := yaml.Marshal(pod)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(manifestDir, 0o700); err != nil {
+		return nil, err
+	}
+	return cp, os.WriteFile(filepath.Join(manifestDir, "kube-apiserver.yaml"), b, 0o600)
+}
+
+// step2 is what docs/install.md's step 2 adds to kube-apiserver's static pod.
+type step2 struct {
+	flags  []string
+	mount  map[string]any
+	volume map[string]any
+}
+
+// installStep2 reads the first YAML block of docs/install.md's step 2.
+func installStep2(root string) (step2, error) {
+	page, err := os.ReadFile(filepath.Join(root, "docs", "install.md"))
+	if err != nil {
+		return step2{}, err
+	}
+	_, rest, ok := strings.Cut(string(page), "## 2. Point kube-apiserver at the webhook")
+	if ok {
+		_, rest, ok = strings.Cut(rest, "```yaml\n")
+	}
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		return step2{}, fmt.Errorf("docs/install.md: no YAML block in step 2")
+	}
+	var pod struct {
+		Spec struct {
+			Containers []struct {
+				Command      []string         `json:"command"`
+				VolumeMounts []map[string]any `json:"volumeMounts"`
+			} `json:"containers"`
+			Volumes []map[string]any `json:"volumes"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal([]byte(block), &pod); err != nil {
+		return step2{}, fmt.Errorf("docs/install.md step 2: %w", err)
+	}
+	var s step2
+	if len(pod.Spec.Containers) != 1 || len(pod.Spec.Containers[0].VolumeMounts) != 1 || len(pod.Spec.Volumes) != 1 {
+		return s, fmt.Errorf("docs/install.md step 2: want one container with one mount and one volume:\n%s", block)
+	}
+	for _, f := range pod.Spec.Containers[0].Command {
+		if strings.HasPrefix(f, "--") {
+			s.flags = append(s.flags, f)
+		}
+	}
+	if len(s.flags) != 3 {
+		return s, fmt.Errorf("docs/install.md step 2: want three flags, got %q", s.flags)
+	}
+	s.mount, s.volume = pod.Spec.Containers[0].VolumeMounts[0], pod.Spec.Volumes[0]
+	return s, nil
+}
+
+// writeServingCert writes a cluster CA and kube-apiserver's serving certificate for the
+// loopback address and the kubernetes Service's names.
+func writeServingCert(dir string) (caFile, certFile, keyFile string, err error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e-node cluster CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
+		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return
+	}
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "apiserver.crt"), filepath.Join(dir, "apiserver.key")
+	for path, block := range map[string]*pem.Block{caFile: {Type: "CERTIFICATE", Bytes: caDER}, certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: keyDER}} {
+		if err = os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			return
+		}
+	}
+	return
+}
+
+// waitAPIServer waits until the static pod's kube-apiserver answers /readyz.
+func (cp *controlPlane) waitAPIServer(kubelet *proc) error {
+	return waitHTTP(cp.api.url+"/readyz", http.Header{"Authorization": {"Bearer " + cp.tokens["admin"]}}, 4*time.Minute, kubelet)
+}
+
+// startControllers starts kube-controller-manager and kube-scheduler as processes.
+func startControllers(nb nodeBins, dir string, cp *controlPlane, procs *[]*proc) error {
+	kcmPort, err := freePort()
+	if err != nil {
+		return err
 	}
 	kcm, err := startProc("kube-controller-manager", filepath.Join(dir, "kube-controller-manager.log"), nb.controllerManager,
 		"--kubeconfig="+cp.kubeconfig["kube-controller-manager"],
@@ -152,20 +292,20 @@ func startControlPlane(b bins, nb nodeBins, dir, etcdURL, webhookKubeconfig stri
 		"--cert-dir="+filepath.Join(dir, "kcm-certs"),
 		"--leader-elect=false",
 		// What the pods' ServiceAccount volume trusts (kube-root-ca.crt).
-		"--root-ca-file="+cp.api.caFile,
+		"--root-ca-file="+cp.caFile,
 		"--service-account-private-key-file="+cp.saKey,
 		"--use-service-account-credentials=false",
 	)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	*procs = append(*procs, kcm)
 	if err := waitHTTP("https://127.0.0.1:"+strconv.Itoa(kcmPort)+"/healthz", nil, 90*time.Second, kcm); err != nil {
-		return nil, fmt.Errorf("kube-controller-manager: %w\n%s", err, kcm.tail(30))
+		return fmt.Errorf("kube-controller-manager: %w\n%s", err, kcm.tail(30))
 	}
 	schedPort, err := freePort()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sched, err := startProc("kube-scheduler", filepath.Join(dir, "kube-scheduler.log"), nb.scheduler,
 		"--kubeconfig="+cp.kubeconfig["kube-scheduler"],
@@ -176,13 +316,36 @@ func startControlPlane(b bins, nb nodeBins, dir, etcdURL, webhookKubeconfig stri
 		"--leader-elect=false",
 	)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	*procs = append(*procs, sched)
 	if err := waitHTTP("https://127.0.0.1:"+strconv.Itoa(schedPort)+"/healthz", nil, 90*time.Second, sched); err != nil {
-		return nil, fmt.Errorf("kube-scheduler: %w\n%s", err, sched.tail(30))
+		return fmt.Errorf("kube-scheduler: %w\n%s", err, sched.tail(30))
 	}
-	return cp, nil
+	return nil
+}
+
+// apiserverPID finds the static pod's kube-apiserver process on the node.
+func (cp *controlPlane) apiserverPID() (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	var found []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if strings.HasPrefix(string(cmdline), "kube-apiserver\x00") && strings.Contains(string(cmdline), "\x00--secure-port="+strconv.Itoa(cp.port)+"\x00") {
+			found = append(found, pid)
+		}
+	}
+	if len(found) != 1 {
+		return 0, fmt.Errorf("%d kube-apiserver processes found (%v)", len(found), found)
+	}
+	return found[0], nil
 }
 
 // containerdConfig is the configuration ../shared recipes measured on this kind of machine:
@@ -264,7 +427,7 @@ func startContainerd(nb nodeBins, dir string, images []string, procs *[]*proc) (
 // startKubelet runs the kubelet against containerd, registering the node with the
 // control-plane taint (kubeadm adds the label afterwards through the API, as the kubelet may
 // not set node-role labels itself).
-func startKubelet(nb nodeBins, dir, kubeconfig, sock string, procs *[]*proc) (*proc, error) {
+func startKubelet(nb nodeBins, dir, kubeconfig, sock, staticPods string, procs *[]*proc) (*proc, error) {
 	kdir := filepath.Join(dir, "kubelet")
 	if err := os.MkdirAll(kdir, 0o700); err != nil {
 		return nil, err
@@ -282,6 +445,7 @@ func startKubelet(nb nodeBins, dir, kubeconfig, sock string, procs *[]*proc) (*p
 		"address": "127.0.0.1", "port": port, "readOnlyPort": 0,
 		"healthzBindAddress": "127.0.0.1", "healthzPort": healthz,
 		"containerRuntimeEndpoint": "unix://" + sock,
+		"staticPodPath":            staticPods,
 		"cgroupDriver":             "cgroupfs",
 		"failSwapOn":               false,
 		// Root here may not lower its oom_score_adj (no CAP_SYS_RESOURCE).

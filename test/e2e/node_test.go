@@ -34,7 +34,7 @@ import (
 func TestNode(t *testing.T) {
 	began := time.Now()
 	n := setUpNode(t)
-	fmt.Printf("e2e: node ready (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet) in %.1fs\n", time.Since(began).Seconds())
+	fmt.Printf("e2e: node ready (containerd, kubelet, kube-apiserver as its static pod, etcd, kube-controller-manager, kube-scheduler) in %.1fs\n", time.Since(began).Seconds())
 	var outcomes []nodeOutcome
 	t.Cleanup(func() {
 		for _, o := range outcomes {
@@ -70,7 +70,7 @@ var nodeScenarios = []struct {
 	run  func(*node)
 }{
 	{"1 pod Ready by its probes: securityContext, hostPath state, SA token", podReady},
-	{"2 kubectl auth whoami: kube-apiserver -> the pod -> Dex", whoamiThroughPod},
+	{"2 kubectl auth whoami: static-pod kube-apiserver -> the pod -> Dex", whoamiThroughPod},
 	{"3 RBAC through a group of mapping-example.yaml", nodeRBAC},
 	{"4 kubectl edit of the mapping ConfigMap changes the next review", nodeConfigMapEdit},
 	{"5 kubectl rollout restart daemonset; logins keep working", rolloutRestart},
@@ -117,9 +117,10 @@ func setUpNode(t *testing.T) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imageTar, image2Tar, pauseTar := os.Getenv("IMAGE_TAR"), os.Getenv("IMAGE2_TAR"), os.Getenv("PAUSE_TAR")
-	if imageTar == "" || image2Tar == "" || pauseTar == "" {
-		t.Fatal("IMAGE_TAR, IMAGE2_TAR and PAUSE_TAR name the image tarballs (make e2e-node builds them)")
+	imageTar, image2Tar, pauseTar, apiserverTar := os.Getenv("IMAGE_TAR"), os.Getenv("IMAGE2_TAR"), os.Getenv("PAUSE_TAR"), os.Getenv("APISERVER_IMAGE_TAR")
+	apiserverImage := os.Getenv("APISERVER_IMAGE")
+	if imageTar == "" || image2Tar == "" || pauseTar == "" || apiserverTar == "" || apiserverImage == "" {
+		t.Fatal("IMAGE_TAR, IMAGE2_TAR, PAUSE_TAR, APISERVER_IMAGE_TAR and APISERVER_IMAGE name the images (make e2e-node builds them)")
 	}
 	if err := portFree(webhookPort); err != nil {
 		t.Fatalf("the manifests' port 127.0.0.1:%d is taken on this machine: %v", webhookPort, err)
@@ -136,6 +137,11 @@ func setUpNode(t *testing.T) *node {
 		if t.Failed() {
 			for _, p := range procs {
 				t.Logf("%s log tail:\n%s", p.name, p.tail(15))
+			}
+			if logs, _ := filepath.Glob("/var/log/pods/kube-system_kube-apiserver-" + nodeName + "_*/kube-apiserver/*.log"); len(logs) > 0 {
+				b, _ := os.ReadFile(logs[len(logs)-1])
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				t.Logf("kube-apiserver (static pod) log tail:\n%s", strings.Join(lines[max(0, len(lines)-20):], "\n"))
 			}
 			fmt.Printf("e2e: logs of every component kept in %s\n", dir)
 			return
@@ -173,8 +179,17 @@ func setUpNode(t *testing.T) *node {
 		t.Fatal(err)
 	}
 
-	// Step 2: kube-apiserver with the flags; then the rest of the control plane and the node.
-	cp, err := startControlPlane(b, nb, dir, etcdURL, filepath.Join(n.state, "apiserver-webhook-kubeconfig.yaml"), &procs)
+	// The images are in the node's store as if pulled: kube-apiserver's, the one pinned first,
+	// and the build of another version under a second tag (scenario 6).
+	sock, err := startContainerd(nb, dir, []string{pauseTar, apiserverTar, imageTar, image2Tar}, &procs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.sock = sock
+	// Step 2: kube-apiserver's static pod with the flags and the mount; the kubelet starts it,
+	// then the rest of the control plane.
+	staticPods := filepath.Join(dir, "static-pods")
+	cp, err := prepareControlPlane(root, dir, etcdURL, staticPods, n.state, apiserverImage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,14 +198,14 @@ func setUpNode(t *testing.T) *node {
 	if err := cp.api.kubeconfig(n.user, map[string]any{}); err != nil {
 		t.Fatal(err)
 	}
-	// The images are in the node's store as if pulled: the one pinned first, and the build of
-	// another version under a second tag (scenario 6).
-	sock, err := startContainerd(nb, dir, []string{pauseTar, imageTar, image2Tar}, &procs)
+	kubelet, err := startKubelet(nb, dir, cp.kubeconfig["kubelet"], sock, staticPods, &procs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.sock = sock
-	if _, err := startKubelet(nb, dir, cp.kubeconfig["kubelet"], sock, &procs); err != nil {
+	if err := cp.waitAPIServer(kubelet); err != nil {
+		t.Fatalf("kube-apiserver (static pod): %v", err)
+	}
+	if err := startControllers(nb, dir, cp, &procs); err != nil {
 		t.Fatal(err)
 	}
 	n.eventually(3*time.Minute, "node "+nodeName+" Ready", func() error {
@@ -241,6 +256,12 @@ func (n *node) tearDown(procs []*proc) {
 	}
 	for uid := range n.podUIDs {
 		matches, _ := filepath.Glob("/var/log/pods/kube-system_oidc-authenticator-*_" + uid)
+		for _, m := range matches {
+			os.RemoveAll(m)
+		}
+	}
+	if !n.t.Failed() {
+		matches, _ := filepath.Glob("/var/log/pods/kube-system_kube-apiserver-" + nodeName + "_*")
 		for _, m := range matches {
 			os.RemoveAll(m)
 		}

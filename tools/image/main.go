@@ -39,7 +39,7 @@ type options struct {
 	binary, target, out, platform      string
 	user, caCerts                      string
 	version, revision, created, source string
-	refs, cmd                          listFlag
+	refs, cmd, add                     listFlag
 	exposedPort                        string
 }
 
@@ -49,6 +49,7 @@ func main() {
 	flag.StringVar(&o.target, "path", "/usr/local/bin/oidc-authenticator", "where the binary goes in the image; it is the entrypoint")
 	flag.Var(&o.refs, "ref", "image reference (repository:tag) written into the tarball; repeat for more tags (required)")
 	flag.Var(&o.cmd, "cmd", "default arguments (the image's CMD); repeat for each")
+	flag.Var(&o.add, "add", "a file of this machine copied to the same path in the image, e.g. the C library of a binary that is not static; repeat for each")
 	flag.StringVar(&o.out, "o", "", "output tarball (required)")
 	flag.StringVar(&o.platform, "platform", "linux/amd64", "OS/architecture of the binary")
 	flag.StringVar(&o.user, "user", "65532:65532", "user:group the container runs as")
@@ -91,7 +92,13 @@ func run(o options, stdout io.Writer) error {
 			return fmt.Errorf("CA certificates: %w (-ca-certificates \"\" to leave them out)", err)
 		}
 	}
-	layerTar, err := rootfs(o.target, bin, ca, created)
+	extra := map[string][]byte{}
+	for _, f := range o.add {
+		if extra[f], err = os.ReadFile(f); err != nil {
+			return err
+		}
+	}
+	layerTar, err := rootfs(o.target, bin, ca, extra, created)
 	if err != nil {
 		return err
 	}
@@ -162,7 +169,7 @@ func run(o options, stdout io.Writer) error {
 }
 
 // rootfs is the image's only layer: what a distroless static base holds, plus the binary.
-func rootfs(target string, bin, ca []byte, mtime time.Time) ([]byte, error) {
+func rootfs(target string, bin, ca []byte, extra map[string][]byte, mtime time.Time) ([]byte, error) {
 	type entry struct {
 		mode     int64
 		uid, gid int
@@ -183,13 +190,19 @@ func rootfs(target string, bin, ca []byte, mtime time.Time) ([]byte, error) {
 		files["etc/ssl/certs"] = entry{mode: 0o755}
 		files["etc/ssl/certs/ca-certificates.crt"] = entry{mode: 0o644, data: ca}
 	}
-	target = strings.TrimPrefix(path.Clean(target), "/")
-	for dir := path.Dir(target); dir != "."; dir = path.Dir(dir) {
-		if _, ok := files[dir]; !ok {
-			files[dir] = entry{mode: 0o755}
+	add := func(name string, e entry) {
+		name = strings.TrimPrefix(path.Clean(name), "/")
+		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+			if _, ok := files[dir]; !ok {
+				files[dir] = entry{mode: 0o755}
+			}
 		}
+		files[name] = e
 	}
-	files[target] = entry{mode: 0o755, data: bin}
+	for name, data := range extra {
+		add(name, entry{mode: 0o755, data: data})
+	}
+	add(target, entry{mode: 0o755, data: bin})
 
 	names := make([]string, 0, len(files))
 	for n := range files {
