@@ -54,10 +54,14 @@ func podReady(n *node) {
 			n.t.Errorf("%s is mounted %s, want %s", mp, opts, want)
 		}
 	}
-	// Its mapping source answered through the Kubernetes API with the pod's own token.
-	if log := n.podLog(pod); !strings.Contains(log, "oidc-auth") {
-		n.t.Errorf("the pod's log does not mention its mapping ConfigMap:\n%s", log)
-	}
+	// Its mapping source answered through the Kubernetes API with the pod's own token (the log
+	// is written in batches, then copied to the node's file by containerd: poll).
+	n.eventually(30*time.Second, "the pod's log mentions its mapping ConfigMap", func() error {
+		if log := n.podLog(pod); !strings.Contains(log, "oidc-auth") {
+			return fmt.Errorf("log:\n%s", log)
+		}
+		return nil
+	})
 }
 
 // 2. A Dex user's id_token reaches kube-apiserver, a static pod set up as docs/install.md's step
@@ -90,10 +94,13 @@ func whoamiThroughPod(n *node) {
 		n.t.Fatalf("kubectl auth whoami: %v\n%s", err, out)
 	}
 	pod := n.readyPod(time.Minute)
-	log := n.podLog(pod)
-	if !strings.Contains(log, `"username":"alice@example.com"`) {
-		n.t.Errorf("the pod logged no decision for alice:\n%s", log)
-	}
+	var log string
+	n.eventually(30*time.Second, "the pod logs its decision for alice", func() error {
+		if log = n.podLog(pod); !strings.Contains(log, `"username":"alice@example.com"`) {
+			return fmt.Errorf("log:\n%s", log)
+		}
+		return nil
+	})
 	if strings.Contains(log, tok.IDToken) || strings.Contains(log, strings.Split(tok.IDToken, ".")[2]) {
 		n.t.Error("the pod logged a token")
 	}
