@@ -277,16 +277,19 @@ func (n *node) removeContainers() {
 		out, _ := exec.Command(n.nb.ctr, append([]string{"-a", n.sock, "-n", "k8s.io"}, args...)...).CombinedOutput()
 		return string(out)
 	}
-	for _, id := range strings.Fields(ctr("tasks", "ls", "-q")) {
-		ctr("tasks", "kill", "-s", "SIGKILL", id)
+	tasks := strings.Fields(ctr("tasks", "ls", "-q"))
+	for _, id := range tasks {
+		ctr("tasks", "kill", "-a", "-s", "SIGKILL", id)
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if !strings.Contains(ctr("tasks", "ls"), "RUNNING") {
+			break
+		}
+	}
+	for _, id := range tasks {
+		ctr("tasks", "delete", "-f", id)
 	}
 	for _, id := range strings.Fields(ctr("containers", "ls", "-q")) {
-		for i := 0; i < 20; i++ {
-			if out := ctr("tasks", "delete", id); !strings.Contains(out, "running") {
-				break
-			}
-			time.Sleep(250 * time.Millisecond)
-		}
 		ctr("containers", "delete", id)
 	}
 }
