@@ -10,8 +10,13 @@ import (
 	"syscall"
 )
 
-// version is stamped at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// Stamped at build time with -ldflags "-X main.version=… -X main.revision=… -X main.buildDate=…"
+// by `make build`, `make image`, `make release` and the Dockerfile alike.
+var (
+	version   = "dev"
+	revision  = "unknown" // the git commit the binary was built from
+	buildDate = "unknown" // RFC 3339, UTC: the commit's date, so that builds are reproducible
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

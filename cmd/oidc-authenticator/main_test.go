@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -67,6 +68,11 @@ func TestVersion(t *testing.T) {
 	out, err := run(t, "", "version")
 	if err != nil || !strings.HasPrefix(out, "oidc-authenticator ") {
 		t.Fatalf("%q %v", out, err)
+	}
+	for _, want := range []string{"\nrevision: ", "\nbuilt: ", "\ngo: " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + "\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("version output lacks %q:\n%s", want, out)
+		}
 	}
 }
 

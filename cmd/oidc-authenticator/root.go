@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 
 	"github.com/spf13/cobra"
 )
@@ -49,10 +50,11 @@ func newRootCommand() *cobra.Command {
 func newVersionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version, git revision, build date and Go version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), "oidc-authenticator", version)
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "oidc-authenticator %s\nrevision: %s\nbuilt: %s\ngo: %s %s/%s\n",
+				version, revision, buildDate, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return err
 		},
 	}
