@@ -121,7 +121,7 @@ func (s *Store) Update(snap Snapshot) {
 		if snap.Version != "" && old.loaded && !old.deleted && old.refused == nil && snap.Version == old.version {
 			return // redelivered (e.g. a re-list): nothing changed
 		}
-		m, err := Parse(snap.Data, s.opts.Issuers)
+		m, err := ParseWith(snap.Data, ParseOptions{Issuers: s.opts.Issuers, BinaryData: snap.BinaryData})
 		if err != nil {
 			s.refuse(old, snap, err)
 			return

@@ -147,7 +147,7 @@ func TestMappingValidate(t *testing.T) {
 	os.WriteFile(bad, []byte(mappingManifest("- {issuer: https://other.example.com, email: a@example.com, userName: alice}\n")), 0o600)
 
 	out, err := run(t, "", "mapping", "validate", "--issuer", "https://dex.example.com", good)
-	if err != nil || !strings.Contains(out, "ConfigMap kube-system/oidc-auth is valid: 1 mapUsers entries, 0 mapGroups entries") {
+	if err != nil || !strings.Contains(out, "ConfigMap kube-system/oidc-auth ("+good+") is valid: 1 mapUsers entries, 0 mapGroups entries") {
 		t.Fatalf("good manifest: %v\n%s", err, out)
 	}
 	out, err = run(t, "", "mapping", "validate", "--issuer", "https://dex.example.com", bad)
@@ -163,8 +163,48 @@ func TestMappingValidate(t *testing.T) {
 	if err != nil {
 		t.Errorf("from stdin: %v\n%s", err, out)
 	}
-	if _, err := run(t, "", "mapping", "validate", good); err == nil || !strings.Contains(err.Error(), "--config FILE") {
-		t.Errorf("without issuers: err = %v, want one asking for --config or --issuer", err)
+}
+
+// mapping validate works on the file alone: without --config or --issuer it checks everything
+// but the issuer names, says so in a note, takes several paths (files and mounted
+// directories) and fails when any one is invalid.
+func TestMappingValidateWithoutIssuers(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte(mappingManifest("- {issuer: https://other.example.com, subject: abc, username: alice}\n")), 0o600)
+	os.WriteFile(bad, []byte(mappingManifest("- {email: a@example.com, userName: alice}\n")+"binaryData:\n  x: aGVsbG8=\n"), 0o600)
+	mounted := filepath.Join(dir, "mounted")
+	os.MkdirAll(filepath.Join(mounted, "..2026_12_04"), 0o700)
+	os.WriteFile(filepath.Join(mounted, "..2026_12_04", "mapGroups"), []byte("- {group: developers, groups: [dev-team]}\n"), 0o600)
+	os.Symlink("..2026_12_04", filepath.Join(mounted, "..data"))
+	os.Symlink("..data/mapGroups", filepath.Join(mounted, "mapGroups"))
+
+	out, err := run(t, "", "mapping", "validate", good, mounted)
+	if err != nil {
+		t.Fatalf("valid file and directory: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"note: issuer fields are not checked; pass --config FILE",
+		"ConfigMap kube-system/oidc-auth (" + good + ") is valid: 1 mapUsers entries",
+		mounted + " is valid: 0 mapUsers entries, 1 mapGroups entries",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	out, err = run(t, "", "mapping", "validate", good, bad)
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 mappings invalid") {
+		t.Fatalf("err = %v, want 1 of 2 invalid\n%s", err, out)
+	}
+	// Every problem at once, binaryData among them.
+	for _, want := range []string{"binaryData.x: binaryData is not read", "mapUsers[0].userName"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, "note:") {
+		t.Errorf("no note about the unchecked issuers:\n%s", out)
 	}
 }
 
