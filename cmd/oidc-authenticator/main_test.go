@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/oidc-authenticator/oidc-authenticator/test/dex"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer/issuertest"
 )
 
 func run(t *testing.T, stdin string, args ...string) (string, error) {
@@ -213,4 +214,57 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// verify --mapping reads a local copy of the mapping instead of the configuration's live
+// ConfigMap, so a token can be checked offline; without it (and without --kubeconfig, outside
+// a pod) verify says in one line what to pass.
+func TestVerifyLocalMapping(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	is := issuertest.New(t)
+	dir := t.TempDir()
+	path, mappingFile := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "oidc-auth.yaml")
+	cfg := "apiVersion: oidc-authenticator.io/v1alpha1\nkind: AuthenticatorConfiguration\njwt:\n- issuer:\n    url: " + is.URL +
+		"\n    audiences: [kubernetes]\n    certificateAuthority: |\n" + indentPEM(is.CAPEM) +
+		"  claimMappings:\n    username: {claim: email, prefix: \"\"}\n    groups: {claim: groups, prefix: \"oidc:\"}\n" +
+		"mapping: {configMap: kube-system/oidc-auth}\n"
+	os.WriteFile(path, []byte(cfg), 0o600)
+	os.WriteFile(mappingFile, []byte(mappingManifest("- email: alice@example.com\n      groups: [cluster-admins]\n")), 0o600)
+	token := is.Token(t, nil)
+
+	out, err := run(t, token, "verify", "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "pass --kubeconfig FILE to read the live ConfigMap, or --mapping FILE") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("without --mapping or --kubeconfig: err = %v\n%s", err, out)
+	}
+
+	out, err = run(t, token, "verify", "--config", path, "--mapping", mappingFile)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{`mapUsers[0] (email "alice@example.com") matched`, "result: AUTHENTICATED", "cluster-admins"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, token) {
+		t.Fatal("verify printed the token")
+	}
+	if _, err := run(t, token, "verify", "--config", path, "--mapping", filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "--mapping") {
+		t.Errorf("missing --mapping file: err = %v", err)
+	}
+}
+
+// An undecided answer says what kube-apiserver does with it: no caching (it does not retry).
+func TestVerifyUndecidedWording(t *testing.T) {
+	is := issuertest.New(t)
+	is.SetDown(true)
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	cfg := "apiVersion: oidc-authenticator.io/v1alpha1\nkind: AuthenticatorConfiguration\njwt:\n- issuer:\n    url: " + is.URL +
+		"\n    audiences: [kubernetes]\n    certificateAuthority: |\n" + indentPEM(is.CAPEM) +
+		"  claimMappings:\n    username: {claim: email, prefix: \"\"}\n"
+	os.WriteFile(path, []byte(cfg), 0o600)
+	out, err := run(t, is.Token(t, nil), "verify", "--config", path, "--timeout", "500ms")
+	if err == nil || !strings.Contains(out, "result: UNDECIDED (kube-apiserver does not cache this answer") || strings.Contains(out, "retry") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -19,16 +20,21 @@ import (
 
 func newVerifyCommand() *cobra.Command {
 	var (
-		configFile string
-		kubeconfig string
-		timeout    time.Duration
+		configFile  string
+		kubeconfig  string
+		mappingPath string
+		timeout     time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "verify --config FILE [TOKEN|-]",
+		Use:   "verify --config FILE [--mapping FILE|DIR | --kubeconfig FILE] [TOKEN|-]",
 		Short: "Explain why a token is accepted or denied (reads the token from stdin when it is - or absent)",
 		Long: `verify runs one token through the same checks as the server and prints each check, the
 resulting Kubernetes user, or the precise reason for the denial. The token itself is never
-printed. Exit status: 0 accepted, 1 denied or undecided.`,
+printed. Exit status: 0 accepted, 1 denied or undecided.
+
+The identity mapping is read from the configuration's mapping source. --mapping uses a local
+copy instead (a ConfigMap manifest, or a directory where it is mounted), so that a token can
+be checked offline; mapping.configMap otherwise needs --kubeconfig (or running in a pod).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := readToken(cmd.InOrStdin(), args)
@@ -37,6 +43,9 @@ printed. Exit status: 0 accepted, 1 denied or undecided.`,
 			}
 			cfg, err := config.Load(configFile)
 			if err != nil {
+				return err
+			}
+			if err := chooseMapping(cfg, mappingPath, kubeconfig, os.Getenv("KUBERNETES_SERVICE_HOST") != ""); err != nil {
 				return err
 			}
 			svc, err := service.New(cfg, service.Options{Kubeconfig: kubeconfig})
@@ -60,9 +69,27 @@ printed. Exit status: 0 accepted, 1 denied or undecided.`,
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (AuthenticatorConfiguration YAML)")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for reading mapping.configMap (default: in-cluster)")
+	cmd.Flags().StringVar(&mappingPath, "mapping", "", "a local copy of the identity mapping (ConfigMap manifest or mounted directory), used instead of the configuration's mapping source")
 	cmd.Flags().DurationVar(&timeout, "timeout", 20*time.Second, "how long to wait for the issuer's discovery and the identity mapping")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
+}
+
+// chooseMapping points cfg at the mapping verify reads: the local copy at path when it is
+// set, else the configuration's own source. A ConfigMap source that cannot be reached (no
+// kubeconfig, not in a pod) is refused up front with what to pass instead.
+func chooseMapping(cfg *config.Configuration, path, kubeconfig string, inCluster bool) error {
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("--mapping: %w", err)
+		}
+		cfg.Mapping.File, cfg.Mapping.ConfigMap = path, ""
+		return nil
+	}
+	if cfg.Mapping.ConfigMap != "" && kubeconfig == "" && !inCluster {
+		return fmt.Errorf("mapping.configMap %s is read from the Kubernetes API: pass --kubeconfig FILE to read the live ConfigMap, or --mapping FILE for a local copy (a manifest or a mounted directory)", cfg.Mapping.ConfigMap)
+	}
+	return nil
 }
 
 func readToken(stdin io.Reader, args []string) (string, error) {
@@ -108,7 +135,7 @@ func explain(ctx context.Context, out io.Writer, svc *service.Service, raw strin
 		d := authn.AsDenial(err)
 		verdict := "DENIED"
 		if d.Retryable {
-			verdict = "UNDECIDED (kube-apiserver would retry, not cache)"
+			verdict = "UNDECIDED (kube-apiserver does not cache this answer: the token is reviewed again on its next request)"
 		}
 		fmt.Fprintf(out, "result: %s\n  reason: %s\n  detail: %v\n", verdict, d.Reason, d.Err)
 		return fmt.Errorf("token not accepted: %s", d.Reason)
