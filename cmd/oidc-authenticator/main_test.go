@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -267,4 +268,59 @@ func TestVerifyUndecidedWording(t *testing.T) {
 	if err == nil || !strings.Contains(out, "result: UNDECIDED (kube-apiserver does not cache this answer") || strings.Contains(out, "retry") {
 		t.Fatalf("err = %v\n%s", err, out)
 	}
+}
+
+// init is idempotent: run again with the same flags it rewrites nothing and says "kept" for
+// every file; a new --hostname re-issues the serving certificate (same key) and updates the
+// kubeconfig; a new --address only updates the kubeconfig.
+func TestInitIdempotent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	initWith := func(hostname, address string) string {
+		t.Helper()
+		out, err := run(t, "", "init", "--state-dir", dir, "--hostname", hostname, "--address", address)
+		if err != nil {
+			t.Fatalf("init: %v\n%s", err, out)
+		}
+		return out
+	}
+	files := []string{"ca.crt", "ca.key", "server.crt", "server.key", "apiserver-client.crt", "apiserver-client.key", "apiserver-webhook-kubeconfig.yaml"}
+	read := func() map[string]string {
+		m := map[string]string{}
+		for _, name := range files {
+			m[name] = string(must(os.ReadFile(filepath.Join(dir, name))))
+		}
+		return m
+	}
+	wantLines := func(out string, verb string, names ...string) {
+		t.Helper()
+		for _, name := range names {
+			if !strings.Contains(out, verb+strings.Repeat(" ", 10-len(verb))+filepath.Join(dir, name)) {
+				t.Errorf("output does not say %q for %s:\n%s", verb, name, out)
+			}
+		}
+	}
+
+	wantLines(initWith("127.0.0.1", "127.0.0.1:31000"), "created", files...)
+	first := read()
+	wantLines(initWith("127.0.0.1", "127.0.0.1:31000"), "kept", files...)
+	if again := read(); !maps.Equal(first, again) {
+		t.Fatal("a second init with the same flags changed files")
+	}
+
+	out := initWith("webhook.kube-system.example", "127.0.0.1:31000")
+	wantLines(out, "re-issued", "server.crt")
+	wantLines(out, "updated", "apiserver-webhook-kubeconfig.yaml")
+	wantLines(out, "kept", "ca.crt", "ca.key", "server.key", "apiserver-client.crt", "apiserver-client.key")
+	second := read()
+	if second["server.key"] != first["server.key"] || second["server.crt"] == first["server.crt"] {
+		t.Error("the serving certificate must be re-issued for the same key")
+	}
+	cfg := must(clientcmd.LoadFromFile(filepath.Join(dir, "apiserver-webhook-kubeconfig.yaml")))
+	if c := cfg.Clusters["oidc-authenticator"]; c == nil || c.Server != "https://webhook.kube-system.example:31000/authenticate" {
+		t.Fatalf("kubeconfig clusters %+v", cfg.Clusters)
+	}
+
+	out = initWith("webhook.kube-system.example", "127.0.0.1:32000")
+	wantLines(out, "updated", "apiserver-webhook-kubeconfig.yaml")
+	wantLines(out, "kept", "server.crt", "server.key")
 }
