@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer/issuertest"
+)
+
+// The documentation test: every command line in a fenced sh block of README.md and docs/*.md,
+// every command in a comment of manifests/*.yaml, and every configuration or mapping example
+// is run against the built binary, so that what an admin copies from the docs works. What
+// needs a cluster, a live issuer or a node is listed in docsNotRun with the reason; an entry
+// there that matches nothing fails the test too, so the list cannot rot.
+
+// docsNotRun lists what the documentation test does not run: a regular expression matched
+// against a command line (or the first line of a YAML example), and why.
+var docsNotRun = []struct{ pattern, reason string }{
+	{`^make `, "a Makefile target: CI (.ci/run) runs these"},
+	{`^kubectl `, "needs a Kubernetes cluster; test/e2e runs the manifests and kubectl's login against a real kube-apiserver"},
+	{`^sudo (mkdir|chown|chmod|ls|crictl) `, "node administration, not this program"},
+	{`^ID_TOKEN=\$\(curl `, "a live issuer's token endpoint; test/dex's PasswordGrant sends the Dex one"},
+	{`^curl -sk 'https://127\.0\.0\.1:21362/`, "a webhook running on a control-plane node"},
+	{`^jwt_claims`, "a shell helper of the reader's (base64, jq)"},
+	{`^oidc-authenticator server --config /etc/oidc-authenticator/config\.yaml$`, "with mapping.configMap the server needs the Kubernetes API (its pod's service account); test/e2e runs it so"},
+	{`^yaml spec:`, "kube-apiserver's static pod (its webhook flags are checked against init's output)"},
+	{`^yaml apiServer:`, "kubeadm's ClusterConfiguration"},
+	{`^yaml issuer: https://dex\.example\.com/dex`, "Dex's own configuration; test/dex starts a real Dex with the same settings"},
+	{`^yaml users:`, "an excerpt of the kubeconfig that `kubeconfig` writes (checked by TestKubeconfig*)"},
+	{`^json \{"kind":"ExecCredential"`, "the plugin's output, shown as an example (TestToken* check it)"},
+}
+
+// docCommand is a command line found in the documentation.
+type docCommand struct {
+	where string // file:line
+	text  string // continuation lines joined
+}
+
+// docExample is a YAML example found in the documentation.
+type docExample struct {
+	where string
+	lang  string
+	text  string
+}
+
+var fenceRE = regexp.MustCompile("(?ms)^( *)```(\\w*)\\n(.*?)^ *```")
+
+// readDocs returns the command lines and the examples of README.md and docs/*.md, and the
+// commands in the comments of manifests/*.yaml.
+func readDocs(t *testing.T) ([]docCommand, []docExample) {
+	t.Helper()
+	files, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append([]string{"../../README.md"}, files...)
+	var (
+		cmds []docCommand
+		exs  []docExample
+	)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		name := strings.TrimPrefix(f, "../../")
+		for _, m := range fenceRE.FindAllStringSubmatchIndex(s, -1) {
+			lang, indent := s[m[4]:m[5]], m[3]-m[2]
+			body := dedent(s[m[6]:m[7]], indent)
+			line := strings.Count(s[:m[6]], "\n") + 1
+			where := fmt.Sprintf("%s:%d", name, line)
+			switch lang {
+			case "sh", "bash":
+				for _, c := range commandLines(body) {
+					cmds = append(cmds, docCommand{where: where, text: c})
+				}
+			case "yaml", "json":
+				exs = append(exs, docExample{where: where, lang: lang, text: body})
+			}
+		}
+	}
+	manifests, err := filepath.Glob("../../manifests/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	commentRE := regexp.MustCompile(`(?m)^#\s+((?:oidc-authenticator|kubectl) .*)$`)
+	for _, f := range manifests {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range commentRE.FindAllSubmatchIndex(b, -1) {
+			where := fmt.Sprintf("%s:%d", strings.TrimPrefix(f, "../../"), bytes.Count(b[:m[0]], []byte("\n"))+1)
+			cmds = append(cmds, docCommand{where: where, text: string(b[m[2]:m[3]])})
+		}
+	}
+	return cmds, exs
+}
+
+func dedent(s string, n int) string {
+	if n == 0 {
+		return s
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimPrefix(l, strings.Repeat(" ", n))
+	}
+	return strings.Join(lines, "\n")
+}
+
+var funcRE = regexp.MustCompile(`^\w+\(\) \{`)
+
+// commandLines splits a shell block into commands: continuation lines are joined, comment
+// lines and blank lines dropped, and "a && b" is two commands.
+func commandLines(body string) []string {
+	var out []string
+	cur := ""
+	for _, l := range strings.Split(body, "\n") {
+		if cur == "" && (strings.TrimSpace(l) == "" || strings.HasPrefix(strings.TrimSpace(l), "#")) {
+			continue
+		}
+		if strings.HasSuffix(l, "\\") {
+			cur += strings.TrimSuffix(l, "\\")
+			continue
+		}
+		cur += l
+		if funcRE.MatchString(cur) && !strings.HasSuffix(strings.TrimSpace(cur), "}") {
+			cur += " " // a shell function: its body is part of the command
+			continue
+		}
+		for _, part := range strings.Split(cur, " && ") {
+			out = append(out, strings.Join(strings.Fields(part), " "))
+		}
+		cur = ""
+	}
+	return out
+}
+
+// docSandbox is where the documented commands run: the absolute paths the docs name are
+// rewritten into it, and it holds the files they refer to.
+type docSandbox struct {
+	dir, bin string
+	env      []string
+}
+
+func (sb *docSandbox) rewrite(cmd string) string {
+	cmd = strings.TrimPrefix(cmd, "sudo ")
+	r := strings.NewReplacer(
+		"/usr/local/bin/oidc-authenticator", "oidc-authenticator",
+		"/var/lib/oidc-authenticator", filepath.Join(sb.dir, "var/lib/oidc-authenticator"),
+		"/etc/oidc-authenticator/", filepath.Join(sb.dir, "etc/oidc-authenticator")+"/",
+	)
+	return r.Replace(cmd)
+}
+
+func (sb *docSandbox) run(t *testing.T, cmd string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", sb.rewrite(cmd))
+	c.Dir = sb.dir
+	c.Env = sb.env
+	out, err := c.CombinedOutput()
+	return string(out), err
+}
+
+// buildBinary builds this command into dir and returns its path.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "oidc-authenticator")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// newDocSandbox builds the binary and lays out the files the documented commands use: the
+// shipped configuration (its issuer replaced by a test issuer), the shipped mapping under the
+// names the docs give it, a token from the test issuer, and a kubeconfig with a cluster.
+func newDocSandbox(t *testing.T) (*docSandbox, *issuertest.Issuer) {
+	t.Helper()
+	dir := t.TempDir()
+	binDir := filepath.Join(dir, "bin")
+	os.MkdirAll(binDir, 0o755)
+	sb := &docSandbox{dir: filepath.Join(dir, "work"), bin: buildBinary(t, binDir)}
+	os.MkdirAll(filepath.Join(sb.dir, "etc/oidc-authenticator"), 0o755)
+	os.MkdirAll(filepath.Join(sb.dir, "var/lib"), 0o755)
+
+	is := issuertest.New(t)
+	repoManifests := must(filepath.Abs("../../manifests"))
+	if err := os.Symlink(repoManifests, filepath.Join(sb.dir, "manifests")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := shippedConfig(t, is)
+	mappingExample := must(os.ReadFile(filepath.Join(repoManifests, "mapping-example.yaml")))
+	for name, content := range map[string][]byte{
+		"config.yaml":                        cfg,
+		"etc/oidc-authenticator/config.yaml": cfg,
+		"mapping-example.yaml":               mappingExample,
+		"oidc-auth.yaml":                     mappingExample,
+		"token.txt":                          []byte(is.Token(t, nil) + "\n"),
+		"kubeconfig": []byte("apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster: {server: 'https://127.0.0.1:6443'}\n" +
+			"contexts:\n- name: admin\n  context: {cluster: kubernetes, user: admin}\ncurrent-context: admin\nusers:\n- name: admin\n  user: {token: x}\n"),
+	} {
+		if err := os.WriteFile(filepath.Join(sb.dir, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb.env = []string{
+		"PATH=" + binDir + ":" + os.Getenv("PATH"),
+		"HOME=" + sb.dir,
+		"KUBECONFIG=" + filepath.Join(sb.dir, "kubeconfig"),
+		"CLIENT_ID=kubernetes",
+		"CLIENT_SECRET=client-secret",
+	}
+	return sb, is
+}
+
+// shippedConfig returns the configuration file of manifests/config.yaml with its placeholder
+// issuer replaced by the test issuer (and that issuer's CA).
+func shippedConfig(t *testing.T, is *issuertest.Issuer) []byte {
+	t.Helper()
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(must(os.ReadFile("../../manifests/config.yaml")), &cm); err != nil {
+		t.Fatal(err)
+	}
+	cfg := cm.Data["config.yaml"]
+	if !strings.Contains(cfg, "url: https://dex.example.com/dex\n") {
+		t.Fatalf("manifests/config.yaml no longer has the placeholder issuer https://dex.example.com/dex:\n%s", cfg)
+	}
+	return []byte(strings.Replace(cfg, "url: https://dex.example.com/dex\n",
+		"url: "+is.URL+"\n    certificateAuthority: |\n"+indentPEM(is.CAPEM), 1))
+}
+
+// notRun returns why a command or example is not run, or "".
+func notRun(text string, used map[string]bool) string {
+	for _, n := range docsNotRun {
+		if regexp.MustCompile(n.pattern).MatchString(text) {
+			used[n.pattern] = true
+			return n.reason
+		}
+	}
+	return ""
+}
+
+// Rule: every command line of the docs and manifests runs as written (paths under / rewritten
+// into a sandbox) and exits 0, or is listed in docsNotRun with the reason.
+func TestDocumentedCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	sb, _ := newDocSandbox(t)
+	cmds, exs := readDocs(t)
+	used := map[string]bool{}
+	var initOutput strings.Builder
+	ran := 0
+	for _, c := range cmds {
+		prog := strings.Fields(strings.TrimPrefix(c.text, "sudo "))[0]
+		if reason := notRun(c.text, used); reason != "" {
+			t.Logf("not run: %s: %s (%s)", c.where, c.text, reason)
+			continue
+		}
+		if prog != "oidc-authenticator" && prog != "/usr/local/bin/oidc-authenticator" {
+			t.Errorf("%s: %q is neither run by this test nor listed in docsNotRun with a reason", c.where, c.text)
+			continue
+		}
+		out, err := sb.run(t, c.text)
+		ran++
+		if err != nil {
+			t.Errorf("%s: %s\nfailed: %v\n%s", c.where, c.text, err, out)
+			continue
+		}
+		t.Logf("ran: %s: %s", c.where, c.text)
+		fields := strings.Fields(c.text)
+		switch {
+		case slices.Contains(fields, "init"):
+			initOutput.WriteString(out)
+		case slices.Contains(fields, "verify"):
+			if !strings.Contains(out, "result: AUTHENTICATED") {
+				t.Errorf("%s: %s\ndid not authenticate the token:\n%s", c.where, c.text, out)
+			}
+		}
+	}
+	if ran < 8 {
+		t.Errorf("only %d documented commands ran; the extraction is broken", ran)
+	}
+
+	// kube-apiserver's flags, as the docs show them, are the ones init prints.
+	flagRE := regexp.MustCompile(`(?m)^[\s-]*(--authentication-token-webhook-[a-z-]+=\S+)`)
+	for _, path := range []string{"../../README.md", "../../docs/install.md"} {
+		for _, m := range flagRE.FindAllStringSubmatch(string(must(os.ReadFile(path))), -1) {
+			if want := sb.rewrite(m[1]); !strings.Contains(initOutput.String(), want) {
+				t.Errorf("%s shows the kube-apiserver flag %s, which init does not print:\n%s", path, m[1], initOutput.String())
+			}
+		}
+	}
+
+	for _, ex := range exs {
+		first := strings.SplitN(ex.text, "\n", 2)[0]
+		if reason := notRun(ex.lang+" "+first, used); reason != "" {
+			t.Logf("not run: %s: %s (%s)", ex.where, first, reason)
+			continue
+		}
+		checkExample(t, sb, ex)
+	}
+	for _, n := range docsNotRun {
+		if !used[n.pattern] {
+			t.Errorf("docsNotRun entry %q matches nothing in the docs any more: remove it", n.pattern)
+		}
+	}
+}
+
+// checkExample runs a YAML example through the binary: a configuration (whole, a jwt[] list,
+// or a fragment completed with one issuer) through `mapping validate --config`, a mapping
+// (a ConfigMap, its data, or one key) through `mapping validate`.
+func checkExample(t *testing.T, sb *docSandbox, ex docExample) {
+	t.Helper()
+	const head = "apiVersion: oidc-authenticator.io/v1alpha1\nkind: AuthenticatorConfiguration\n"
+	const issuer = "jwt:\n- issuer: {url: 'https://issuer.example.com', audiences: [kubernetes]}\n  claimMappings: {username: {claim: sub, prefix: ''}}\n"
+	text := ex.text
+	var args []string
+	switch {
+	case strings.HasPrefix(text, "apiVersion: oidc-authenticator.io/"):
+		args = []string{"--config", "example.yaml", "manifests/mapping-example.yaml"}
+	case strings.HasPrefix(text, "jwt:"):
+		text = head + text
+		args = []string{"--config", "example.yaml", "manifests/mapping-example.yaml"}
+	case strings.HasPrefix(text, "server:"), strings.HasPrefix(text, "mapping:"), strings.HasPrefix(text, "cache:"):
+		text = head + issuer + text
+		args = []string{"--config", "example.yaml", "manifests/mapping-example.yaml"}
+	case strings.HasPrefix(text, "- issuer:"), strings.HasPrefix(text, "claimMappings:"), strings.HasPrefix(text, "claimValidationRules:"):
+		return // docs/configuration.md's fragments: webhook/config and test/reference run each one
+	case strings.HasPrefix(text, "apiVersion: v1"):
+		args = []string{"example.yaml"}
+	case strings.HasPrefix(text, "data:"):
+		text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: oidc-auth, namespace: kube-system}\n" + text
+		args = []string{"example.yaml"}
+	case strings.HasPrefix(text, "mapUsers:"), strings.HasPrefix(text, "mapGroups:"):
+		text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: oidc-auth, namespace: kube-system}\ndata:\n  " + strings.ReplaceAll(strings.TrimSuffix(text, "\n"), "\n", "\n  ") + "\n"
+		args = []string{"example.yaml"}
+	default:
+		t.Errorf("%s: a %s example starting %q is neither checked by this test nor listed in docsNotRun", ex.where, ex.lang, strings.SplitN(text, "\n", 2)[0])
+		return
+	}
+	if err := os.WriteFile(filepath.Join(sb.dir, "example.yaml"), []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := sb.run(t, "oidc-authenticator mapping validate "+strings.Join(args, " "))
+	if err != nil {
+		t.Errorf("%s: the example is refused: %v\n%s\n--- example ---\n%s", ex.where, err, out, text)
+		return
+	}
+	t.Logf("checked: %s: %s example, with mapping validate %s", ex.where, ex.lang, strings.Join(args, " "))
+}
+
