@@ -366,4 +366,3 @@ func checkExample(t *testing.T, sb *docSandbox, ex docExample) {
 	}
 	t.Logf("checked: %s: %s example, with mapping validate %s", ex.where, ex.lang, strings.Join(args, " "))
 }
-
