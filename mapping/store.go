@@ -99,6 +99,12 @@ func (s *Store) Map(ctx context.Context, id *authn.Identity) (authn.User, error)
 			fmt.Errorf("the identity mapping has not been read from its source yet")))
 	}
 	u, match, err := st.mapping.Apply(ctx, id, s.opts.RequireMatch)
+	if a := appliedFrom(ctx); a != nil {
+		a.Set, a.m, a.match = true, st.mapping, match
+		if st.loaded && !st.deleted {
+			a.Version = st.version
+		}
+	}
 	if authn.Traced(ctx) {
 		authn.Record(ctx, "mapping", st.describe(match), err)
 	}

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 	"testing"
 
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/oidc-authenticator/oidc-authenticator/test/dex"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer/issuertest"
@@ -323,4 +327,31 @@ func TestInitIdempotent(t *testing.T) {
 	out = initWith("webhook.kube-system.example", "127.0.0.1:32000")
 	wantLines(out, "updated", "apiserver-webhook-kubeconfig.yaml")
 	wantLines(out, "kept", "server.crt", "server.key")
+}
+
+// With --log-format json, what client-go logs through klog comes out as JSON lines of the
+// server's log, with its key-value pairs as fields.
+func TestKlogFollowsLogFormat(t *testing.T) {
+	var buf bytes.Buffer
+	lf := logFlags{format: "json"}
+	log, err := lf.logger(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routeKlog(log)
+	t.Cleanup(klog.ClearLogger)
+	klog.InfoS("watch of ConfigMap ended", "namespace", "kube-system")
+	klog.ErrorS(errors.New("connection refused"), "failed to list")
+	klog.Flush()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines:\n%s", len(lines), buf.String())
+	}
+	var info, failure map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &info); err != nil || info["msg"] != "watch of ConfigMap ended" || info["namespace"] != "kube-system" || info["level"] != "INFO" {
+		t.Errorf("info line %q: %v", lines[0], err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &failure); err != nil || failure["msg"] != "failed to list" || failure["level"] != "ERROR" || !strings.Contains(fmt.Sprint(failure["err"]), "connection refused") {
+		t.Errorf("error line %q: %v", lines[1], err)
+	}
 }
