@@ -415,6 +415,24 @@ var providerFixtures = []struct {
 			"email": "alice@example.com", "email_verified": true, "https://k8s.example.com/groups": []any{"k8s-admins"}},
 		wantUsername: "alice@example.com", wantGroups: []string{"oidc:k8s-admins"},
 	},
+	{
+		// Entra ID: groups as object IDs, the username from the UPN, uid from oid.
+		section: "Microsoft Entra ID",
+		claims: map[string]any{"sub": "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ", "oid": "00000000-0000-0000-66f3-3332eca7ea81",
+			"tid": "00000000-0000-0000-0000-000000000000", "preferred_username": "alice@example.com", "name": "Alice",
+			"groups": []any{"2f0bd4a5-5f7e-4c84-9d3b-7b8f2a0c1e11"}, "ver": "2.0"},
+		wantUsername: "entra:alice@example.com", wantGroups: []string{"oidc:2f0bd4a5-5f7e-4c84-9d3b-7b8f2a0c1e11"},
+	},
+	{
+		// Entra ID with a groups overage: no groups claim, a distributed claim instead, which
+		// the webhook does not resolve: the user is authenticated without groups.
+		section: "Microsoft Entra ID",
+		claims: map[string]any{"sub": "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ", "oid": "00000000-0000-0000-66f3-3332eca7ea81",
+			"tid": "00000000-0000-0000-0000-000000000000", "preferred_username": "alice@example.com", "ver": "2.0",
+			"_claim_names":   map[string]any{"groups": "src1"},
+			"_claim_sources": map[string]any{"src1": map[string]any{"endpoint": "https://graph.microsoft.com/v1.0/users/00000000-0000-0000-66f3-3332eca7ea81/getMemberObjects"}}},
+		wantUsername: "entra:alice@example.com", wantGroups: nil,
+	},
 }
 
 // Rule: each identity provider guide's jwt[] entry, with the issuer swapped for a test issuer,
