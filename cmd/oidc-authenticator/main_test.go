@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/oidc-authenticator/oidc-authenticator/test/dex"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer/issuertest"
 )
 
@@ -226,6 +227,8 @@ func must[T any](v T, err error) T {
 // a pod) verify says in one line what to pass.
 func TestVerifyLocalMapping(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBECONFIG", "")
+	t.Setenv("HOME", t.TempDir()) // no ~/.kube/config
 	is := issuertest.New(t)
 	dir := t.TempDir()
 	path, mappingFile := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "oidc-auth.yaml")
@@ -353,5 +356,55 @@ func TestKlogFollowsLogFormat(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(lines[1]), &failure); err != nil || failure["msg"] != "failed to list" || failure["level"] != "ERROR" || !strings.Contains(fmt.Sprint(failure["err"]), "connection refused") {
 		t.Errorf("error line %q: %v", lines[1], err)
+	}
+}
+
+// verify reads mapping.configMap with --kubeconfig, in a pod with its service account, else
+// with the user's default kubeconfig (named in a note); --mapping wins over all of them.
+func TestVerifyChoosesTheMapping(t *testing.T) {
+	withConfigMap := func() *config.Configuration {
+		return &config.Configuration{Mapping: config.Mapping{ConfigMap: "kube-system/oidc-auth"}}
+	}
+	local := filepath.Join(t.TempDir(), "oidc-auth.yaml")
+	os.WriteFile(local, []byte(mappingManifest("- {subject: a, username: x}\n")), 0o600)
+
+	cfg := withConfigMap()
+	use, note, err := chooseMapping(cfg, local, "/k", false, "/home/u/.kube/config")
+	if err != nil || use != "" || note != "" || cfg.Mapping.File != local || cfg.Mapping.ConfigMap != "" {
+		t.Errorf("--mapping: %q %q %v %+v", use, note, err, cfg.Mapping)
+	}
+	if use, _, err := chooseMapping(withConfigMap(), "", "/k", false, "/home/u/.kube/config"); err != nil || use != "/k" {
+		t.Errorf("--kubeconfig: %q %v", use, err)
+	}
+	if use, _, err := chooseMapping(withConfigMap(), "", "", true, "/home/u/.kube/config"); err != nil || use != "" {
+		t.Errorf("in a pod: %q %v", use, err)
+	}
+	use, note, err = chooseMapping(withConfigMap(), "", "", false, "/home/u/.kube/config")
+	if err != nil || use != "/home/u/.kube/config" || !strings.Contains(note, "with the kubeconfig /home/u/.kube/config") {
+		t.Errorf("default kubeconfig: %q %q %v", use, note, err)
+	}
+	if _, _, err := chooseMapping(withConfigMap(), "", "", false, ""); err == nil || !strings.Contains(err.Error(), "pass --kubeconfig FILE") {
+		t.Errorf("nothing: %v", err)
+	}
+	if use, _, err := chooseMapping(&config.Configuration{}, "", "", false, ""); err != nil || use != "" {
+		t.Errorf("no mapping source: %q %v", use, err)
+	}
+
+	dir := t.TempDir()
+	t.Setenv("HOME", dir)
+	t.Setenv("KUBECONFIG", "")
+	if got := defaultKubeconfig(); got != "" {
+		t.Errorf("no kubeconfig anywhere: %q", got)
+	}
+	os.MkdirAll(filepath.Join(dir, ".kube"), 0o700)
+	os.WriteFile(filepath.Join(dir, ".kube", "config"), []byte("apiVersion: v1\nkind: Config\n"), 0o600)
+	if got := defaultKubeconfig(); got != filepath.Join(dir, ".kube", "config") {
+		t.Errorf("~/.kube/config: %q", got)
+	}
+	other := filepath.Join(dir, "other")
+	os.WriteFile(other, []byte("apiVersion: v1\nkind: Config\n"), 0o600)
+	t.Setenv("KUBECONFIG", filepath.Join(dir, "missing")+string(filepath.ListSeparator)+other)
+	if got := defaultKubeconfig(); got != other {
+		t.Errorf("$KUBECONFIG: %q", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -34,7 +35,8 @@ printed. Exit status: 0 accepted, 1 denied or undecided.
 
 The identity mapping is read from the configuration's mapping source. --mapping uses a local
 copy instead (a ConfigMap manifest, or a directory where it is mounted), so that a token can
-be checked offline; mapping.configMap otherwise needs --kubeconfig (or running in a pod).`,
+be checked offline. mapping.configMap is otherwise read with --kubeconfig, in a pod with its
+service account, else with your default kubeconfig ($KUBECONFIG or ~/.kube/config).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := readToken(cmd.InOrStdin(), args)
@@ -45,10 +47,14 @@ be checked offline; mapping.configMap otherwise needs --kubeconfig (or running i
 			if err != nil {
 				return err
 			}
-			if err := chooseMapping(cfg, mappingPath, kubeconfig, os.Getenv("KUBERNETES_SERVICE_HOST") != ""); err != nil {
+			useKubeconfig, note, err := chooseMapping(cfg, mappingPath, kubeconfig, os.Getenv("KUBERNETES_SERVICE_HOST") != "", defaultKubeconfig())
+			if err != nil {
 				return err
 			}
-			svc, err := service.New(cfg, service.Options{Kubeconfig: kubeconfig})
+			if note != "" {
+				fmt.Fprintln(cmd.OutOrStdout(), note)
+			}
+			svc, err := service.New(cfg, service.Options{Kubeconfig: useKubeconfig})
 			if err != nil {
 				return err
 			}
@@ -68,28 +74,55 @@ be checked offline; mapping.configMap otherwise needs --kubeconfig (or running i
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (AuthenticatorConfiguration YAML)")
-	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for reading mapping.configMap (default: in-cluster)")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for reading mapping.configMap (default: in a pod its service account, else $KUBECONFIG or ~/.kube/config)")
 	cmd.Flags().StringVar(&mappingPath, "mapping", "", "a local copy of the identity mapping (ConfigMap manifest or mounted directory), used instead of the configuration's mapping source")
 	cmd.Flags().DurationVar(&timeout, "timeout", 20*time.Second, "how long to wait for the issuer's discovery and the identity mapping")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
 
-// chooseMapping points cfg at the mapping verify reads: the local copy at path when it is
-// set, else the configuration's own source. A ConfigMap source that cannot be reached (no
-// kubeconfig, not in a pod) is refused up front with what to pass instead.
-func chooseMapping(cfg *config.Configuration, path, kubeconfig string, inCluster bool) error {
+// chooseMapping points cfg at the mapping verify reads and returns the kubeconfig to read a
+// ConfigMap with: the local copy at path when it is set; else the configuration's own source,
+// read with --kubeconfig, else in the pod, else with the user's default kubeconfig
+// (defaultKubeconfig, "" when there is none), which note names. A ConfigMap source with none
+// of these is refused up front, in one line saying what to pass.
+func chooseMapping(cfg *config.Configuration, path, kubeconfig string, inCluster bool, defaultKubeconfig string) (use, note string, err error) {
 	if path != "" {
 		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("--mapping: %w", err)
+			return "", "", fmt.Errorf("--mapping: %w", err)
 		}
 		cfg.Mapping.File, cfg.Mapping.ConfigMap = path, ""
-		return nil
+		return "", "", nil
 	}
-	if cfg.Mapping.ConfigMap != "" && kubeconfig == "" && !inCluster {
-		return fmt.Errorf("mapping.configMap %s is read from the Kubernetes API: pass --kubeconfig FILE to read the live ConfigMap, or --mapping FILE for a local copy (a manifest or a mounted directory)", cfg.Mapping.ConfigMap)
+	if cfg.Mapping.ConfigMap == "" || kubeconfig != "" || inCluster {
+		return kubeconfig, "", nil
 	}
-	return nil
+	if defaultKubeconfig != "" {
+		return defaultKubeconfig, fmt.Sprintf("note: reading mapping.configMap %s with the kubeconfig %s (its current context); --mapping FILE uses a local copy instead", cfg.Mapping.ConfigMap, defaultKubeconfig), nil
+	}
+	return "", "", fmt.Errorf("mapping.configMap %s is read from the Kubernetes API: pass --kubeconfig FILE to read the live ConfigMap, or --mapping FILE for a local copy (a manifest or a mounted directory)", cfg.Mapping.ConfigMap)
+}
+
+// defaultKubeconfig returns the kubeconfig kubectl would use: the first file of $KUBECONFIG
+// that exists, else ~/.kube/config if it exists, else "".
+func defaultKubeconfig() string {
+	if env := os.Getenv("KUBECONFIG"); env != "" {
+		for _, p := range filepath.SplitList(env) {
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+				return p
+			}
+		}
+		return ""
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(home, ".kube", "config")
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		return p
+	}
+	return ""
 }
 
 func readToken(stdin io.Reader, args []string) (string, error) {
