@@ -57,9 +57,9 @@ etcd:
 e2e: build $(DEX) $(APISERVER) etcd kubectl
 	DEX_BIN=$(CURDIR)/$(DEX) KUBECTL_BIN=$(KUBECTL) $(GO) test -tags e2e -count=1 -v -timeout 25m ./test/e2e
 
-## fuzz: run each fuzz target for a bounded time: the TokenReview decoder, the JWT pre-parser, the mapping parsers
+## fuzz: run each fuzz target for a bounded time: the TokenReview decoder, the JWT pre-parser, our verdicts against go-oidc's, the mapping parsers
 FUZZTIME ?= 20s
-FUZZ_TARGETS := FuzzDecodeReview:./webhook/ FuzzParseUnverified:./webhook/authn/ FuzzParse:./mapping/ FuzzParseManifest:./mapping/
+FUZZ_TARGETS := FuzzDecodeReview:./webhook/ FuzzParseUnverified:./webhook/authn/ FuzzAcceptsWhatGoOIDCAccepts:./webhook/issuer/ FuzzParse:./mapping/ FuzzParseManifest:./mapping/
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  echo "fuzz $${t%%:*} ($(FUZZTIME))"; \

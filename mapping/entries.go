@@ -149,8 +149,8 @@ func (p *parser) condition(path string, e rawEntry) value[*expression.Program] {
 		p.problems.add(field, "%q: %s", text.val, err)
 		return v
 	}
-	if prog.Selects(expression.ClaimsVar, "email") && !prog.Selects(expression.ClaimsVar, "email_verified") {
-		p.problems.add(field, "%q reads claims.email but not claims.email_verified; check it too, e.g. claims.?email_verified.orValue(true) == true && claims.email.endsWith('@example.com')", text.val)
+	if prog.Reads(expression.ClaimsVar, "email") && !prog.Selects(expression.ClaimsVar, "email_verified") {
+		p.problems.add(field, "%q reads claims.email but not claims.email_verified (reading claims by index or as a whole counts as reading email); check it too, e.g. claims.?email_verified.orValue(true) == true && claims.email.endsWith('@example.com')", text.val)
 		return v
 	}
 	v.val, v.ok = prog, true

@@ -66,6 +66,17 @@ func TestParseExpressionEntries(t *testing.T) {
 			want:  []problem{{"mapUsers[0].expression", "reads claims.email but not claims.email_verified"}},
 		},
 		{
+			// The security review's bypass: an index reads email as a select does.
+			rule:  "claims['email'] needs claims.email_verified too",
+			users: "- expression: \"claims['email'] == 'ceo@example.com'\"\n  groups: [g]\n",
+			want:  []problem{{"mapUsers[0].expression", "reads claims.email but not claims.email_verified"}},
+		},
+		{
+			rule:  "so does a comprehension over every claim",
+			users: "- expression: \"claims.exists(k, claims[k] == 'ceo@example.com')\"\n  groups: [g]\n",
+			want:  []problem{{"mapUsers[0].expression", "reads claims.email but not claims.email_verified"}},
+		},
+		{
 			rule:  "the same expression twice for overlapping issuers is a duplicate",
 			users: "- expression: \"claims.hd == 'x'\"\n  groups: [a]\n- issuer: " + dex + "\n  expression: \"claims.hd == 'x'\"\n  groups: [b]\n",
 			want:  []problem{{"mapUsers[1].expression", `expression "claims.hd == 'x'" is already mapped by mapUsers[0] (mapUsers[0] has no issuer, so it applies to every issuer); merge them into one entry`}},

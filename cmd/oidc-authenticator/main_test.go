@@ -115,7 +115,7 @@ func TestVerifyExplains(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{"[+] signature", "[+] audience", `[+] mapping: version `, `mapUsers[0] (email "alice@example.com") matched`,
+	for _, want := range []string{"[+] go-oidc: signature, iss, aud, exp and nbf hold", `[+] mapping: version `, `mapUsers[0] (email "alice@example.com") matched`,
 		"result: AUTHENTICATED", "username: alice@example.com", "oidc:developers", "cluster-admins"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("verify output lacks %q:\n%s", want, out)

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gocache "github.com/patrickmn/go-cache"
@@ -58,6 +59,9 @@ type Options struct {
 	CacheTTL time.Duration
 	// CacheMaxEntries bounds the number of remembered tokens.
 	CacheMaxEntries int
+	// CacheMaxBytes bounds the bytes the remembered tokens take (their packed identities plus
+	// CacheEntryOverhead each); 0 means no bound. The oldest entries make room for new ones.
+	CacheMaxBytes int64
 	// MaxInFlight bounds the tokens verified at once; 0 means no bound. Beyond it a token is
 	// undecided with ReasonOverloaded, which callers answer with HTTP 429.
 	MaxInFlight int
@@ -80,7 +84,9 @@ type Authenticator struct {
 	cache   *gocache.Cache
 	hashers sync.Pool // of *hasher, keyed for this process
 	flight  singleflight.Group
-	bound   sync.Mutex    // makes CacheMaxEntries a hard bound
+	bound   sync.Mutex    // makes CacheMaxEntries and CacheMaxBytes hard bounds
+	order   []string      // cache keys, oldest first (some may be gone already); under bound
+	bytes   atomic.Int64  // what the cached entries take, by entrySize
 	slots   chan struct{} // one per verification in flight, when MaxInFlight bounds them
 }
 
@@ -121,6 +127,7 @@ func New(issuers map[string]Verifier, mapper Mapper, opts Options) (*Authenticat
 	a.hashers.New = func() any { return &hasher{mac: hmac.New(sha256.New, key)} }
 	if opts.CacheTTL > 0 {
 		a.cache = gocache.New(opts.CacheTTL, time.Minute)
+		a.cache.OnEvicted(func(_ string, v any) { a.bytes.Add(-entrySize(v.(string))) })
 	}
 	return a, nil
 }
@@ -246,15 +253,16 @@ func (a *Authenticator) awaitedKey(ctx context.Context, header string) error {
 		}
 	}
 	hdr, err := decodeHeader(header)
-	if err != nil || hdr.Kid == "" {
+	kid := hdr.str("kid")
+	if err != nil || kid == "" {
 		return nil // the full parse says what is wrong
 	}
 	for _, w := range a.waiters {
-		if !w.AwaitsKey(hdr.Alg, hdr.Kid) {
+		if !w.AwaitsKey(hdr.str("alg"), kid) {
 			return nil
 		}
 	}
-	return Record(ctx, "key", "", Undecided(ReasonUnknownKey, keyAwaited{kid: hdr.Kid}))
+	return Record(ctx, "key", "", Undecided(ReasonUnknownKey, keyAwaited{kid: kid}))
 }
 
 // keyAwaited says why a token was undecided from its header. A flood of forged key IDs meets
@@ -265,25 +273,51 @@ func (e keyAwaited) Error() string {
 	return fmt.Sprintf("no issuer publishes key %q yet; each has a key fetch scheduled within its refresh interval", e.kid)
 }
 
-// remember caches id, packed and without its claim set, until min(TTL, exp), unless the cache
-// holds CacheMaxEntries tokens already: the bound holds under any flood of valid tokens, which
-// then are verified each time until entries expire.
+// CacheEntryOverhead is what one cache entry takes beside its packed identity: its key, the
+// cache's item and map slot, and its place in the eviction order (an estimate, measured in
+// docs/performance.md).
+const CacheEntryOverhead = 128
+
+func entrySize(packed string) int64 { return int64(len(packed)) + CacheEntryOverhead }
+
+// remember caches id, packed and without its claim set, until min(TTL, exp). The bounds on
+// entries and bytes hold under any flood of valid tokens: the oldest entries are evicted to
+// make room, and an identity larger than the whole byte bound is not cached.
 func (a *Authenticator) remember(key string, id *Identity) {
 	ttl := min(a.opts.CacheTTL, id.Expiry.Sub(a.opts.Now()))
 	if ttl <= 0 {
-		return
-	}
-	a.bound.Lock()
-	defer a.bound.Unlock()
-	if a.opts.CacheMaxEntries > 0 && a.cache.ItemCount() >= a.opts.CacheMaxEntries {
 		return
 	}
 	i, found := slices.BinarySearch(a.names, id.Issuer)
 	if !found {
 		return
 	}
-	a.cache.Set(key, id.pack(i), ttl)
+	packed := id.pack(i)
+	size := entrySize(packed)
+	maxBytes := a.opts.CacheMaxBytes
+	if maxBytes > 0 && size > maxBytes {
+		return
+	}
+	a.bound.Lock()
+	defer a.bound.Unlock()
+	a.cache.Delete(key) // an expired entry not yet swept: its bytes are counted once
+	for len(a.order) > 0 && (a.opts.CacheMaxEntries > 0 && a.cache.ItemCount() >= a.opts.CacheMaxEntries ||
+		maxBytes > 0 && a.bytes.Load()+size > maxBytes) {
+		a.cache.Delete(a.order[0])
+		a.order[0] = ""
+		a.order = a.order[1:]
+	}
+	a.cache.Set(key, packed, ttl)
+	a.bytes.Add(size)
+	a.order = append(a.order, key)
+	if len(a.order) > 2*a.cache.ItemCount()+1024 {
+		// Most of the order is of entries that expired: keep those still cached.
+		a.order = slices.DeleteFunc(a.order, func(k string) bool { _, ok := a.cache.Get(k); return !ok })
+	}
 }
+
+// CacheBytes reports what the remembered tokens take, as CacheMaxBytes counts it.
+func (a *Authenticator) CacheBytes() int64 { return a.bytes.Load() }
 
 // cacheKey is the HMAC-SHA256 of the token under a key of this process, truncated to 128 bits
 // (as HMAC-SHA-256-128 is, RFC 4868): the cache never holds a token, nor anything that would

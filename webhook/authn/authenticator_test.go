@@ -340,3 +340,45 @@ func TestAwaitedKeyIsUndecidedFromTheHeader(t *testing.T) {
 		t.Errorf("no fetch scheduled: got cached=%v, %v after %d calls; want the cached identity", res.Cached, err, a.calls.Load()-before)
 	}
 }
+
+// fatVerifier returns identities with 200 group GUIDs, as Entra ID sends them.
+type fatVerifier struct{ calls atomic.Int64 }
+
+func (v *fatVerifier) Verify(_ context.Context, tok *authn.Unverified) (*authn.Identity, error) {
+	v.calls.Add(1)
+	groups := make([]string, 200)
+	for i := range groups {
+		groups[i] = fmt.Sprintf("%08x-0000-4000-8000-%012x", v.calls.Load(), i)
+	}
+	return &authn.Identity{Issuer: tok.Issuer, Subject: "s", Expiry: time.Now().Add(time.Hour),
+		Groups: groups, User: authn.User{Name: "u", Groups: groups}}, nil
+}
+
+// The cache is bounded by bytes as well as entries (the security review: 100,000 entries of
+// 200 GUID groups would take ~1.5 GiB): the oldest entries make room for new ones.
+func TestCacheByteBound(t *testing.T) {
+	v := &fatVerifier{}
+	const maxBytes = 64 << 10
+	auth := newAuth(t, map[string]authn.Verifier{"https://a": v}, authn.Options{CacheTTL: time.Minute, CacheMaxEntries: 1000, CacheMaxBytes: maxBytes})
+	ctx := context.Background()
+	for n := range 40 {
+		if _, err := auth.Authenticate(ctx, token("https://a", n)); err != nil {
+			t.Fatal(err)
+		}
+		if b := auth.CacheBytes(); b > maxBytes {
+			t.Fatalf("after %d tokens the cache takes %d bytes; want at most %d", n+1, b, maxBytes)
+		}
+	}
+	entries := auth.CacheEntries()
+	if entries < 2 || entries >= 40 {
+		t.Fatalf("%d entries cached; want as many as fit in %d bytes", entries, maxBytes)
+	}
+	// The newest tokens are the ones remembered; the oldest were evicted.
+	calls := v.calls.Load()
+	if res, err := auth.Authenticate(ctx, token("https://a", 39)); err != nil || !res.Cached {
+		t.Fatalf("the newest token: cached=%v, %v", res.Cached, err)
+	}
+	if res, err := auth.Authenticate(ctx, token("https://a", 0)); err != nil || res.Cached || v.calls.Load() != calls+1 {
+		t.Fatalf("the oldest token: cached=%v, %v; want it evicted and verified again", res.Cached, err)
+	}
+}

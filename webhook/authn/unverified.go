@@ -5,46 +5,45 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // MaxTokenBytes bounds the length of a token; longer ones are denied unread.
 const MaxTokenBytes = 64 << 10
 
-// Unverified is a token parsed but not yet checked: enough to pick the issuer, to check the
-// signature, and to explain a denial precisely. Nothing in it may be
-// trusted before the issuer has checked the signature, which covers all of it.
+// Unverified is what is read of a token before anything is checked: enough to route it to
+// its issuer and to refuse early what cannot verify. Nothing in it may be trusted, and
+// nothing read here can make a token accepted: the issuer's go-oidc verifier parses and
+// checks the token itself.
 type Unverified struct {
 	Raw       string
 	Algorithm string
 	KeyID     string
-	Issuer    string
-	Expiry    time.Time // zero when absent
-	NotBefore time.Time // zero when absent
-	// Payload is the decoded claim set, as JSON.
-	Payload []byte
-	// Signature is the decoded signature.
-	Signature []byte
+	// Issuer is the unverified iss, with Google's legacy form read as its URL, as
+	// kube-apiserver routes it.
+	Issuer string
 }
 
-// SigningInput is what the signature covers: the header and payload parts, as sent.
-func (u *Unverified) SigningInput() string {
-	return u.Raw[:strings.LastIndexByte(u.Raw, '.')]
+// The JOSE header's members, read by their exact names (RFC 7515 §4: member names are
+// case-sensitive), as go-jose reads them.
+type header map[string]any
+
+func (h header) str(name string) string {
+	s, _ := h[name].(string)
+	return s
 }
 
-type header struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-}
-
-// routingClaims are the claims read before the signature is checked: the issuer, to route the
-// token, and its validity period, to explain a denial. The issuer checks the types of the
-// other registered claims once the signature holds.
+// routingClaims is the claim read before the signature is checked: the issuer, to route the
+// token, decoded as go-oidc and kube-apiserver decode it.
 type routingClaims struct {
-	Iss string       `json:"iss"`
-	Exp *json.Number `json:"exp"`
-	Nbf *json.Number `json:"nbf"`
+	Iss string `json:"iss"`
 }
+
+// googleIssuer is the one issuer whose tokens may carry iss without its scheme; go-oidc
+// accepts the legacy form for it, and kube-apiserver routes it there.
+const (
+	googleIssuer         = "https://accounts.google.com"
+	googleIssuerNoScheme = "accounts.google.com"
+)
 
 // Denials of tokens that are not JWTs at all, made once: garbage is the cheapest thing to
 // refuse and must stay so.
@@ -54,10 +53,10 @@ var (
 	errNoIssuer  = Deny(ReasonMalformed, "the token has no iss claim")
 )
 
-// ParseUnverified reads a compact JWS: its header, its routing claims and its signature,
-// without checking anything cryptographic. It rejects anything that cannot be a signed JWT.
+// ParseUnverified reads a compact JWS's header and its iss, without checking anything. It
+// refuses what go-oidc would refuse as well: anything that cannot be a signed JWT.
 func ParseUnverified(raw string) (*Unverified, error) {
-	h, p, sig, err := split(raw)
+	h, p, _, err := split(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -66,24 +65,16 @@ func ParseUnverified(raw string) (*Unverified, error) {
 		return nil, err
 	}
 	var c routingClaims
-	payload, err := decodeSegment(p, &c)
-	if err != nil {
+	if _, err := decodeSegment(p, &c); err != nil {
 		return nil, Deny(ReasonMalformed, "payload: %w", err)
 	}
 	if c.Iss == "" {
 		return nil, errNoIssuer
 	}
-	u := &Unverified{Raw: raw, Algorithm: hdr.Alg, KeyID: hdr.Kid, Issuer: c.Iss, Payload: payload}
-	if u.Expiry, err = numericDate(c.Exp); err != nil {
-		return nil, Deny(ReasonMalformed, "exp: %w", err)
+	if c.Iss == googleIssuerNoScheme {
+		c.Iss = googleIssuer
 	}
-	if u.NotBefore, err = numericDate(c.Nbf); err != nil {
-		return nil, Deny(ReasonMalformed, "nbf: %w", err)
-	}
-	if u.Signature, err = base64.RawURLEncoding.DecodeString(sig); err != nil {
-		return nil, Deny(ReasonMalformed, "signature: not base64url: %w", err)
-	}
-	return u, nil
+	return &Unverified{Raw: raw, Algorithm: hdr.str("alg"), KeyID: hdr.str("kid"), Issuer: c.Iss}, nil
 }
 
 // split cuts a compact JWS into its three parts, or says why raw cannot be one. It costs next
@@ -103,11 +94,11 @@ func split(raw string) (header, payload, signature string, err error) {
 	return h, p, sig, nil
 }
 
-// decodeHeader reads the alg and kid of a token's header part.
+// decodeHeader reads a token's header part.
 func decodeHeader(seg string) (header, error) {
 	var hdr header
 	if _, err := decodeSegment(seg, &hdr); err != nil {
-		return header{}, Deny(ReasonMalformed, "header: %w", err)
+		return nil, Deny(ReasonMalformed, "header: %w", err)
 	}
 	return hdr, nil
 }
@@ -122,20 +113,4 @@ func decodeSegment(seg string, v any) ([]byte, error) {
 		return nil, fmt.Errorf("not a JSON object of the expected shape: %w", err)
 	}
 	return b, nil
-}
-
-// numericDate reads a NumericDate (RFC 7519 §2): seconds since the epoch, possibly with a
-// fraction, which is dropped.
-func numericDate(n *json.Number) (time.Time, error) {
-	if n == nil {
-		return time.Time{}, nil
-	}
-	if i, err := n.Int64(); err == nil {
-		return time.Unix(i, 0), nil
-	}
-	f, err := n.Float64()
-	if err != nil {
-		return time.Time{}, fmt.Errorf("not a number: %w", err)
-	}
-	return time.Unix(int64(f), 0), nil
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -64,6 +65,10 @@ func (c *Configuration) setDefaults() {
 	if c.Cache.MaxEntries == nil {
 		n := DefaultCacheMaxEntries
 		c.Cache.MaxEntries = &n
+	}
+	if c.Cache.MaxBytes == nil {
+		q := resource.MustParse(DefaultCacheMaxBytes)
+		c.Cache.MaxBytes = &q
 	}
 }
 

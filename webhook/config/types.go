@@ -7,6 +7,7 @@
 package config
 
 import (
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -22,6 +23,10 @@ const (
 	DefaultStateDir        = "/var/lib/oidc-authenticator"
 	DefaultCacheTTL        = "2m"
 	DefaultCacheMaxEntries = 100000
+	// DefaultCacheMaxBytes bounds the cache's memory well inside the DaemonSet's memory limit,
+	// whatever the size of the identities (a token with hundreds of group GUIDs packs to tens
+	// of KB).
+	DefaultCacheMaxBytes = "64Mi"
 	// DefaultMaxInFlightVerifications bounds the signature checks running at once: enough to
 	// keep every core busy and to wait on a slow issuer, small enough that a flood is
 	// answered 429 rather than queued without end.
@@ -72,6 +77,9 @@ type Cache struct {
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 	// MaxEntries bounds how many verified tokens are remembered at once.
 	MaxEntries *int `json:"maxEntries,omitempty"`
+	// MaxBytes bounds the memory the remembered tokens take (a quantity: 64Mi); the oldest
+	// are evicted to make room.
+	MaxBytes *resource.Quantity `json:"maxBytes,omitempty"`
 }
 
 // JWTAuthenticator is one trusted issuer, as in kube-apiserver's AuthenticationConfiguration.

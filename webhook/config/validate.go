@@ -208,5 +208,8 @@ func validateCache(c Cache, p *field.Path) field.ErrorList {
 	if c.MaxEntries != nil && *c.MaxEntries < 1 {
 		errs = append(errs, field.Invalid(p.Child("maxEntries"), *c.MaxEntries, "must be at least 1"))
 	}
+	if c.MaxBytes != nil && c.MaxBytes.Value() < 1<<20 {
+		errs = append(errs, field.Invalid(p.Child("maxBytes"), c.MaxBytes.String(), "must be at least 1Mi"))
+	}
 	return errs
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/ext"
 	"github.com/google/cel-go/interpreter"
+	"k8s.io/apiserver/pkg/cel/library"
 )
 
 // Cost limits, in CEL's cost units, the same as kube-apiserver's (k8s.io/apiserver/pkg/apis/cel):
@@ -115,9 +116,13 @@ func baseOptions() []cel.EnvOption {
 	}
 }
 
+// programOptions bound each evaluation as kube-apiserver does, with its size-aware runtime
+// cost estimator: a string function (replace, split, lowerAscii, indexOf, ...) costs in
+// proportion to the strings it reads and builds, not one unit whatever their size.
 func programOptions() []cel.ProgramOption {
 	return []cel.ProgramOption{
 		cel.EvalOptions(cel.OptOptimize, cel.OptTrackCost),
+		cel.CostTracking(&library.CostEstimator{}),
 		cel.CostLimit(PerCallLimit),
 		cel.CostTrackerOptions(interpreter.PresenceTestHasCost(false)),
 		cel.InterruptCheckFrequency(checkFrequency),
@@ -166,39 +171,100 @@ func compile(env *cel.Env, field, text string, want Result) (*Program, error) {
 	return &Program{field: field, text: text, result: want, prog: prog, ast: checked.NativeRep()}, nil
 }
 
-// Selects reports whether the expression reads variable.name, as a field (claims.email), a
-// presence test (has(claims.email)) or an optional field (claims.?email), anywhere in it.
-// kube-apiserver asks this of claims.email and claims.email_verified.
+// Selects reports whether the expression reads variable's key name by name: as a field
+// (claims.email), a presence test (has(claims.email)), an optional field (claims.?email), an
+// index with a constant key (claims['email'], claims[?'email']) or a membership test
+// ('email' in claims). kube-apiserver asks this of claims.email and claims.email_verified.
 func (p *Program) Selects(variable, name string) bool {
-	found := false
-	ast.PostOrderVisit(p.ast.Expr(), ast.NewExprVisitor(func(e ast.Expr) {
+	keys, _ := p.references(variable)
+	return keys[name]
+}
+
+// Reads reports whether the expression may read variable's key name: by name (Selects), or
+// through any use of the variable as a whole (claims.exists(k, ...), dyn(claims), an index
+// with a computed key), which could read every key. It is the rule for what must not read an
+// unverified email, decided on the compiled expression rather than on its spelling.
+func (p *Program) Reads(variable, name string) bool {
+	keys, whole := p.references(variable)
+	return whole || keys[name]
+}
+
+// references walks the expression: the keys of variable it reads by a constant name, and
+// whether it uses the variable in any other way.
+func (p *Program) references(variable string) (keys map[string]bool, whole bool) {
+	keys = map[string]bool{}
+	var walk func(e ast.Expr)
+	walk = func(e ast.Expr) {
 		switch e.Kind() {
+		case ast.IdentKind:
+			if e.AsIdent() == variable {
+				whole = true
+			}
 		case ast.SelectKind:
 			s := e.AsSelect()
-			if s.FieldName() == name && isIdent(s.Operand(), variable) {
-				found = true
+			if isIdent(s.Operand(), variable) {
+				keys[s.FieldName()] = true
+				return
 			}
+			walk(s.Operand())
 		case ast.CallKind:
 			c := e.AsCall()
-			if c.FunctionName() == "_?._" && !c.IsMemberFunction() && len(c.Args()) == 2 &&
-				isIdent(c.Args()[0], variable) && isString(c.Args()[1], name) {
-				found = true
+			args := c.Args()
+			switch fn := c.FunctionName(); {
+			case (fn == "_[_]" || fn == "_[?_]" || fn == "_?._") && len(args) == 2 && isIdent(args[0], variable):
+				if k, ok := literalString(args[1]); ok {
+					keys[k] = true
+					return
+				}
+			case fn == "@in" && len(args) == 2 && isIdent(args[1], variable):
+				if k, ok := literalString(args[0]); ok {
+					keys[k] = true
+					return
+				}
 			}
+			if c.IsMemberFunction() {
+				walk(c.Target())
+			}
+			for _, a := range args {
+				walk(a)
+			}
+		case ast.ListKind:
+			for _, el := range e.AsList().Elements() {
+				walk(el)
+			}
+		case ast.MapKind:
+			for _, en := range e.AsMap().Entries() {
+				me := en.AsMapEntry()
+				walk(me.Key())
+				walk(me.Value())
+			}
+		case ast.StructKind:
+			for _, f := range e.AsStruct().Fields() {
+				walk(f.AsStructField().Value())
+			}
+		case ast.ComprehensionKind:
+			c := e.AsComprehension()
+			walk(c.IterRange())
+			walk(c.AccuInit())
+			walk(c.LoopCondition())
+			walk(c.LoopStep())
+			walk(c.Result())
 		}
-	}))
-	return found
+	}
+	walk(p.ast.Expr())
+	return keys, whole
+}
+
+func literalString(e ast.Expr) (string, bool) {
+	if e.Kind() != ast.LiteralKind {
+		return "", false
+	}
+	v, ok := e.AsLiteral().(types.String)
+	return string(v), ok
 }
 
 func isIdent(e ast.Expr, name string) bool {
 	return e.Kind() == ast.IdentKind && e.AsIdent() == name
-}
-
-func isString(e ast.Expr, s string) bool {
-	if e.Kind() != ast.LiteralKind {
-		return false
-	}
-	v, ok := e.AsLiteral().(types.String)
-	return ok && string(v) == s
 }
 
 // userTypeProvider declares the user variable's type, kubernetes.UserInfo, with the fields

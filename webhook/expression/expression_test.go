@@ -216,12 +216,46 @@ func TestSelects(t *testing.T) {
 		{"has(claims.email_verified)", true},
 		{"claims.?email_verified.orValue(true) == true", true},
 		{"[claims.sub].exists(s, claims.email_verified)", true},
-		{"claims['email_verified'] == true", false}, // as in kube-apiserver: an index is not a select
+		{"claims['email_verified'] == true", true}, // an index with a constant key reads the key too
+		{"claims[?'email_verified'].orValue(false) == true", true},
+		{"'email_verified' in claims", true},
 		{"claims.email == 'x'", false},
+		{"claims.exists(k, k == 'email_verified')", false}, // may read it, but does not name it
 	}
 	for _, tc := range tests {
 		if got := claimsProgram(t, c, tc.expr, expression.Bool).Selects("claims", "email_verified"); got != tc.want {
 			t.Errorf("%s: Selects = %v, want %v", tc.expr, got, tc.want)
+		}
+	}
+}
+
+// Reads decides, on the compiled expression, whether it may read a claim: every CEL form that
+// can reach claims.email counts, so that the mapping's email_verified guard cannot be
+// bypassed by spelling (the security review found claims['email'] did).
+func TestReads(t *testing.T) {
+	c := compiler(t)
+	for _, tc := range []struct {
+		expr string
+		want bool
+	}{
+		{"claims.email == 'ceo@example.com'", true},
+		{"claims['email'] == 'ceo@example.com'", true},
+		{"claims[?'email'].orValue('') == 'ceo@example.com'", true},
+		{"claims.?email.orValue('') == 'ceo@example.com'", true},
+		{"has(claims.email)", true},
+		{"'email' in claims", true},
+		{"claims.exists(k, k == 'email' && claims[k] == 'ceo@example.com')", true},
+		{"claims.all(k, k != 'x')", true},
+		{"dyn(claims).email == 'ceo@example.com'", true},
+		{"claims[claims.sub] == 'x'", true},
+		{"[claims].exists(c, c.email == 'ceo@example.com')", true},
+		{"{'a': claims}.a.email == 'x'", true},
+		{"claims.sub == 'x'", false},
+		{"claims['sub'] == 'x' && 'admins' in dyn(claims.groups)", false},
+		{"claims.emails == 'x'", false},
+	} {
+		if got := claimsProgram(t, c, tc.expr, expression.Bool).Reads("claims", "email"); got != tc.want {
+			t.Errorf("%s: Reads(email) = %v, want %v", tc.expr, got, tc.want)
 		}
 	}
 }
@@ -293,4 +327,34 @@ func TestCostLimits(t *testing.T) {
 			t.Fatalf("cancelled context: %v", err)
 		}
 	})
+}
+
+// String functions cost what they read and build, as kube-apiserver's estimator says: five
+// chained replaces that grow a 1,000-character claim tenfold each would build ~100 MB; the
+// per-call limit stops them (the security review found each cost ~1 unit whatever its input).
+func TestStringFunctionsCostBySize(t *testing.T) {
+	c := compiler(t)
+	ctx := context.Background()
+	vars := expression.ClaimsVars(map[string]any{"s": strings.Repeat("a", 1000)})
+	grow := "claims.s" + strings.Repeat(".replace('a', 'aaaaaaaaaa')", 5)
+	budget := expression.NewBudget()
+	_, err := claimsProgram(t, c, grow+".size() > 0", expression.Bool).Bool(ctx, vars, &budget)
+	if err == nil || !strings.Contains(err.Error(), "cost limit exceeded") {
+		t.Fatalf("five chained replaces: want a cost limit error, got %v", err)
+	}
+	for _, tc := range []struct {
+		expr    string
+		atLeast uint64
+	}{
+		// A traversal costs a tenth of a unit per character; replace and split twice that.
+		{"claims.s.lowerAscii() != ''", 100},
+		{"claims.s.replace('a', 'b') != ''", 200},
+		{"claims.s.split('a').size() > 0", 200},
+		{"claims.s.indexOf('b') < 0", 100},
+	} {
+		cost, err := claimsProgram(t, c, tc.expr, expression.Bool).Cost(ctx, vars)
+		if err != nil || cost < tc.atLeast {
+			t.Errorf("%s over 1,000 characters costs %d (%v); want at least %d", tc.expr, cost, err, tc.atLeast)
+		}
+	}
 }

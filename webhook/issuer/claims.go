@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -256,15 +255,6 @@ func (i *Issuer) username(claims map[string]any, id *authn.Identity) (string, er
 		return "", authn.Deny(authn.ReasonReservedUsername, "username %q from claim %q starts with %q, which only Kubernetes may assign", name, m.Claim, ReservedPrefix)
 	}
 	return name, nil
-}
-
-// decodeClaims decodes the whole claim set, for the claim mappings, the rules and CEL.
-func decodeClaims(payload []byte) (map[string]any, error) {
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		return nil, err
-	}
-	return claims, nil
 }
 
 // stringOrList reads a claim that is a string or a list of strings; absent means none.

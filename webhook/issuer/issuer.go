@@ -1,25 +1,27 @@
 // Package issuer verifies the id_tokens of one configured OIDC issuer: it discovers the
-// issuer in the background, keeps its signing keys, checks each token as go-oidc's verifier
-// does and turns the token's claims into a Kubernetes user as kube-apiserver's JWT
-// authenticator does.
+// issuer in the background with go-oidc, keeps its signing keys, has go-oidc's verifier
+// accept or refuse each token (verify.go), resolves distributed claims, and turns the token's
+// claims into a Kubernetes user as kube-apiserver's JWT authenticator does.
 package issuer
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+	gocache "github.com/patrickmn/go-cache"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
 )
@@ -34,8 +36,8 @@ const (
 // Options tune an Issuer.
 type Options struct {
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock tells the time and schedules key fetches; nil means the real clock.
+	Clock clock.WithDelayedExecution
 	// KeyRefreshInterval is the least time between two JWKS fetches caused by unknown keys.
 	KeyRefreshInterval time.Duration
 	// HTTPTimeout bounds each discovery and JWKS request.
@@ -64,9 +66,12 @@ type Issuer struct {
 	opts   Options
 	client *http.Client
 	keys   *keySet
+	// distributed remembers resolved distributed claims until their JWT expires.
+	distributed *gocache.Cache
 
-	// ready holds the key set once discovery and the first key fetch succeeded.
-	ready atomic.Pointer[keySet]
+	// ready holds the key set and go-oidc's verifier once discovery and the first key fetch
+	// succeeded.
+	ready atomic.Pointer[verifier]
 
 	mu     sync.Mutex
 	status Status
@@ -77,8 +82,8 @@ func New(cfg config.JWTAuthenticator, opts Options) (*Issuer, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
 	}
 	if opts.KeyRefreshInterval <= 0 {
 		opts.KeyRefreshInterval = DefaultKeyRefreshInterval
@@ -90,26 +95,37 @@ func New(cfg config.JWTAuthenticator, opts Options) (*Issuer, error) {
 		// Never serve with rules that would be skipped: validation compiles them.
 		return nil, fmt.Errorf("issuer %s: its CEL expressions are not compiled; validate the configuration first", cfg.Issuer.URL)
 	}
-	client, err := httpClient(cfg.Issuer.CertificateAuthority, opts.HTTPTimeout)
+	i := &Issuer{cfg: cfg, opts: opts, distributed: newDistributedCache()}
+	client, err := i.httpClient(opts.HTTPTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s: %w", cfg.Issuer.URL, err)
 	}
-	i := &Issuer{cfg: cfg, opts: opts, client: client}
+	i.client = client
 	i.status = Status{URL: cfg.Issuer.URL, Message: "discovery has not run yet"}
 	return i, nil
 }
 
-func httpClient(caPEM string, timeout time.Duration) (*http.Client, error) {
+// httpClient is the client for discovery, keys and distributed claims: the issuer's CA when
+// one is configured, each request bounded in time and size.
+func (i *Issuer) httpClient(timeout time.Duration) (*http.Client, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	if caPEM != "" {
+	if caPEM := i.cfg.Issuer.CertificateAuthority; caPEM != "" {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM([]byte(caPEM)) {
 			return nil, errors.New("certificateAuthority holds no PEM certificate")
 		}
 		t.TLSClientConfig.RootCAs = pool
 	}
-	return &http.Client{Transport: t, Timeout: timeout}, nil
+	rt := &discoveryRewrite{base: t, from: i.wellKnownURL()}
+	if d := i.cfg.Issuer.DiscoveryURL; d != "" {
+		u, err := url.Parse(d)
+		if err != nil {
+			return nil, fmt.Errorf("discoveryURL: %w", err)
+		}
+		rt.to = u
+	}
+	return &http.Client{Transport: rt, Timeout: timeout}, nil
 }
 
 // URL is the issuer URL tokens must carry in iss.
@@ -122,10 +138,11 @@ func (i *Issuer) Status() Status {
 	i.mu.Lock()
 	st := i.status
 	i.mu.Unlock()
-	keys := i.ready.Load()
-	if !st.Ready || keys == nil {
+	v := i.ready.Load()
+	if !st.Ready || v == nil {
 		return st
 	}
+	keys := v.keys
 	h := keys.state()
 	st.Message = fmt.Sprintf("%d signing keys from %s, fetched at %s", h.keys, keys.url, stamp(h.lastOK))
 	if h.failures > 0 {
@@ -181,22 +198,20 @@ func (i *Issuer) WaitReady(ctx context.Context) error {
 	return nil
 }
 
-type discoveryDocument struct {
-	Issuer  string `json:"issuer"`
-	JWKSURI string `json:"jwks_uri"`
-}
-
+// discover reads the issuer's discovery document with go-oidc (which requires its issuer to
+// be the configured one, byte for byte), loads the key set it names, and makes the verifier
+// ready. The background key fetches of the key set end with ctx.
 func (i *Issuer) discover(ctx context.Context) error {
-	doc, err := i.fetchDiscovery(ctx)
+	jwksURI, err := i.discoverKeys(ctx)
 	if i.opts.Observer != nil {
 		i.opts.Observer.DiscoveryFetched(i.URL(), err)
 	}
 	if err != nil {
 		return err
 	}
-	if i.keys == nil || i.keys.url != doc.JWKSURI {
+	if i.keys == nil || i.keys.url != jwksURI {
 		i.keys = &keySet{
-			url: doc.JWKSURI, client: i.client, minInterval: i.opts.KeyRefreshInterval, now: i.opts.Now,
+			url: jwksURI, client: i.client, minInterval: i.opts.KeyRefreshInterval, clock: i.opts.Clock, ctx: ctx,
 			onFetch: func(n int, err error) {
 				if i.opts.Observer != nil {
 					i.opts.Observer.KeysFetched(i.URL(), n, err)
@@ -211,45 +226,64 @@ func (i *Issuer) discover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	i.ready.Store(i.keys)
-	i.setStatus(true, fmt.Sprintf("%d signing keys from %s", n, doc.JWKSURI))
+	i.ready.Store(i.newVerifier(i.keys))
+	i.setStatus(true, fmt.Sprintf("%d signing keys from %s", n, jwksURI))
 	return nil
+}
+
+// discoverKeys returns the jwks_uri of the issuer's discovery document.
+func (i *Issuer) discoverKeys(ctx context.Context) (string, error) {
+	p, err := oidc.NewProvider(oidc.ClientContext(ctx, i.client), i.URL())
+	if err != nil {
+		var mismatch *oidc.IssuerMismatchError
+		if errors.As(err, &mismatch) {
+			return "", fmt.Errorf("discovery %s: the document names issuer %q, but the configuration says %q; they must be identical (mind trailing slashes)",
+				i.discoveryURL(), mismatch.Discovered, mismatch.Provided)
+		}
+		return "", fmt.Errorf("discovery %s: %w", i.discoveryURL(), err)
+	}
+	var doc struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := p.Claims(&doc); err != nil {
+		return "", fmt.Errorf("discovery %s: %w", i.discoveryURL(), err)
+	}
+	if doc.JWKSURI == "" {
+		return "", fmt.Errorf("discovery %s: the document has no jwks_uri", i.discoveryURL())
+	}
+	return doc.JWKSURI, nil
+}
+
+// wellKnownURL is where go-oidc looks for the discovery document of the issuer.
+func (i *Issuer) wellKnownURL() string {
+	return strings.TrimSuffix(i.URL(), "/") + "/.well-known/openid-configuration"
 }
 
 func (i *Issuer) discoveryURL() string {
 	if u := i.cfg.Issuer.DiscoveryURL; u != "" {
 		return u
 	}
-	return strings.TrimSuffix(i.URL(), "/") + "/.well-known/openid-configuration"
+	return i.wellKnownURL()
 }
 
-func (i *Issuer) fetchDiscovery(ctx context.Context) (*discoveryDocument, error) {
-	u := i.discoveryURL()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// discoveryRewrite sends go-oidc's request for the well-known discovery document to the
+// configured discoveryURL instead, as kube-apiserver does, and bounds every response body.
+type discoveryRewrite struct {
+	base http.RoundTripper
+	from string
+	to   *url.URL
+}
+
+func (t *discoveryRewrite) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.to != nil && req.Method == http.MethodGet && req.URL.String() == t.from {
+		req = req.Clone(req.Context())
+		req.Host = ""
+		req.URL = t.to
+	}
+	resp, err := t.base.RoundTrip(req)
 	if err != nil {
-		return nil, fmt.Errorf("discovery %s: %w", u, err)
+		return nil, err
 	}
-	resp, err := i.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("discovery: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDiscoveryBytes))
-	if err != nil {
-		return nil, fmt.Errorf("discovery %s: %w", u, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("discovery %s: HTTP %s", u, resp.Status)
-	}
-	var doc discoveryDocument
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("discovery %s: the document is not JSON: %w", u, err)
-	}
-	if doc.Issuer != i.URL() {
-		return nil, fmt.Errorf("discovery %s: the document names issuer %q, but the configuration says %q; they must be identical (mind trailing slashes)", u, doc.Issuer, i.URL())
-	}
-	if doc.JWKSURI == "" {
-		return nil, fmt.Errorf("discovery %s: the document has no jwks_uri", u)
-	}
-	return &doc, nil
+	resp.Body = http.MaxBytesReader(nil, resp.Body, maxDiscoveryBytes)
+	return resp, nil
 }

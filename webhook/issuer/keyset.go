@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
+	"k8s.io/utils/clock"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
 )
@@ -24,19 +26,36 @@ var SigningAlgorithms = []string{
 	"PS256", "PS384", "PS512",
 }
 
+var joseAlgorithms = func() []jose.SignatureAlgorithm {
+	out := make([]jose.SignatureAlgorithm, len(SigningAlgorithms))
+	for i, a := range SigningAlgorithms {
+		out[i] = jose.SignatureAlgorithm(a)
+	}
+	return out
+}()
+
 const maxJWKSBytes = 1 << 20
 
-// keySet holds an issuer's public keys. A token signed by a key it does not know makes it
-// refetch the JWKS, but never more often than once per minInterval, whatever the rate of
-// such tokens: a flood of forged key IDs costs the issuer at most one fetch per interval.
+// keySet holds an issuer's public keys and is go-oidc's oidc.KeySet for its verifier: the
+// signature is checked by go-jose, with the key the token's kid names (every key when it
+// names none), as go-oidc's own remote key set does.
+//
+// What it adds is when it refetches. A token whose key is unknown, or whose signature fails
+// with every key it could name, makes it refetch the JWKS, but never more often than once
+// per minInterval, whatever the rate of such tokens: a flood of forged tokens costs the
+// issuer at most one fetch per interval, and a key the issuer replaced under the same kid is
+// picked up by the next fetch. While a fetch is pending such a token is undecided, not
+// denied, so that kube-apiserver does not cache the answer.
 type keySet struct {
 	url         string
 	client      *http.Client
 	minInterval time.Duration
-	now         func() time.Time
+	clock       clock.WithDelayedExecution
 	onFetch     func(keys int, err error)
+	// ctx bounds the background fetches: they stop when the issuer stops.
+	ctx context.Context
 
-	keys   atomic.Pointer[[]publicKey]
+	keys   atomic.Pointer[[]jose.JSONWebKey]
 	flight singleflight.Group
 
 	mu        sync.Mutex
@@ -79,48 +98,90 @@ func (k *keySet) state() keyHealth {
 	return h
 }
 
-// verify checks the token's signature with the issuer's keys: the key its kid names, or
-// every key when it names none, as go-oidc does. The caller has made sure that the key set
-// holds a named kid (ensure). A token that names no key may be signed by one the issuer added
-// since the last fetch: the key set is then refreshed, within the rate limit, and tried again.
-func (k *keySet) verify(ctx context.Context, tok *authn.Unverified) error {
-	if k.verifies(tok) {
-		return nil
+// verdictKey carries, through go-oidc's Verify, the *authn.Denial of the key set: go-oidc
+// formats the key set's error into a string, which would lose whether it is final.
+type verdictKey struct{}
+
+type verdict struct{ denial *authn.Denial }
+
+func withVerdict(ctx context.Context) (context.Context, *verdict) {
+	v := &verdict{}
+	return context.WithValue(ctx, verdictKey{}, v), v
+}
+
+func (k *keySet) refuse(ctx context.Context, d *authn.Denial) error {
+	if v, ok := ctx.Value(verdictKey{}).(*verdict); ok {
+		v.denial = d
 	}
-	if tok.KeyID != "" {
-		return authn.Deny(authn.ReasonBadSignature, "signature does not verify with key %q", tok.KeyID)
+	return d
+}
+
+// VerifySignature implements oidc.KeySet: it returns the payload of a token whose signature
+// one of the issuer's keys verifies. go-oidc has checked the algorithm already; it is parsed
+// again here with the same list, as go-oidc's remote key set does when called directly.
+func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	jws, err := jose.ParseSigned(raw, joseAlgorithms)
+	if err != nil {
+		return nil, k.refuse(ctx, authn.Deny(authn.ReasonMalformed, "not a compact JWS: %w", err))
 	}
+	if len(jws.Signatures) != 1 {
+		return nil, k.refuse(ctx, authn.Deny(authn.ReasonMalformed, "the token has %d signatures; want one", len(jws.Signatures)))
+	}
+	kid := jws.Signatures[0].Header.KeyID
+	if payload, ok := k.verifies(jws, kid); ok {
+		return payload, nil
+	}
+	if crit, ok := jws.Signatures[0].Protected.ExtraHeaders["crit"]; ok {
+		// go-jose refused an extension it does not implement (RFC 7515 §4.1.11); a new key
+		// would not change that.
+		return nil, k.refuse(ctx, authn.Deny(authn.ReasonMalformed, "the header's crit names %v, which this verifier does not implement", crit))
+	}
+	// The key may be new, or replaced under the same kid: refetch, within the rate limit.
 	fetched, err := k.refresh(ctx)
 	switch {
 	case err != nil:
-		return authn.Undecided(authn.ReasonKeysUnavailable, err)
+		return nil, k.refuse(ctx, authn.Undecided(authn.ReasonKeysUnavailable, err))
+	case !fetched && kid != "" && !k.has(kid):
+		return nil, k.refuse(ctx, k.unknownKey(kid, false))
 	case !fetched:
-		return authn.Undecided(authn.ReasonUnknownKey, fmt.Errorf(
-			"the token names no key and no key of the issuer verifies it; the key set is refreshed at most every %s", k.minInterval))
-	case k.verifies(tok):
-		return nil
-	default:
-		return authn.Deny(authn.ReasonBadSignature, "signature does not verify with any key of the issuer")
+		return nil, k.refuse(ctx, authn.Undecided(authn.ReasonBadSignature, fmt.Errorf(
+			"no key of the issuer (%s) verifies the signature; the key set is refreshed at most every %s, and the token is judged again then",
+			describeKid(kid), k.minInterval)))
 	}
+	if payload, ok := k.verifies(jws, kid); ok {
+		return payload, nil
+	}
+	if kid != "" && !k.has(kid) {
+		return nil, k.refuse(ctx, k.unknownKey(kid, true))
+	}
+	return nil, k.refuse(ctx, authn.Deny(authn.ReasonBadSignature, "the signature does not verify with %s, freshly fetched", describeKid(kid)))
 }
 
-func (k *keySet) verifies(tok *authn.Unverified) bool {
-	input := tok.SigningInput()
+func describeKid(kid string) string {
+	if kid == "" {
+		return "any key (the token names none)"
+	}
+	return fmt.Sprintf("key %q", kid)
+}
+
+// verifies checks the signature with go-jose against the key kid names, or every key.
+func (k *keySet) verifies(jws *jose.JSONWebSignature, kid string) ([]byte, bool) {
 	keys := k.current()
 	for i := range keys {
-		if tok.KeyID != "" && keys[i].id != tok.KeyID {
+		if kid != "" && keys[i].KeyID != kid {
 			continue
 		}
-		if keys[i].verifies(tok.Algorithm, input, tok.Signature) {
-			return true
+		if payload, err := jws.Verify(&keys[i]); err == nil {
+			return payload, true
 		}
 	}
-	return false
+	return nil, false
 }
 
 // ensure makes sure the key set holds a key with kid (any key, when kid is empty), refreshing
 // it within the rate limit when it does not. It returns the denial for a key the issuer does
-// not publish, or an undecided answer while the key set cannot be refreshed yet.
+// not publish, or an undecided answer while the key set cannot be refreshed yet. It only
+// refuses early: what it lets through is judged by go-oidc.
 func (k *keySet) ensure(ctx context.Context, kid string) error {
 	if kid == "" || k.has(kid) {
 		return nil
@@ -163,50 +224,61 @@ func (k *keySet) awaits(kid string) bool {
 }
 
 func (k *keySet) has(kid string) bool {
-	for _, key := range k.current() {
-		if key.id == kid {
+	keys := k.current()
+	for i := range keys {
+		if keys[i].KeyID == kid {
 			return true
 		}
 	}
 	return false
 }
 
-func (k *keySet) current() []publicKey {
+func (k *keySet) current() []jose.JSONWebKey {
 	if p := k.keys.Load(); p != nil {
 		return *p
 	}
 	return nil
 }
 
-// refresh fetches the key set now if the last fetch is older than minInterval, and reports
-// whether it did. Otherwise it schedules one fetch for the end of the interval, so that a
-// key the issuer has just added is still picked up in time.
+// refresh fetches the key set now if the last fetch is older than the interval and no fetch
+// is scheduled, and reports whether it did. Otherwise it makes sure one fetch is scheduled for
+// the end of the interval, so that a key the issuer has just added is still picked up in
+// time, and a flood across intervals still costs one fetch per interval: the scheduled fetch
+// opens the next interval, and nothing fetches beside it.
 //
 // The interval grows while the issuer fails (see interval), so an issuer that is down is not
 // hammered; the keys already fetched keep verifying tokens meanwhile.
 func (k *keySet) refresh(ctx context.Context) (bool, error) {
 	k.mu.Lock()
-	wait := k.lastFetch.Add(k.interval()).Sub(k.now())
-	if wait > 0 {
-		if !k.deferred.Load() {
-			k.deferred.Store(true)
-			time.AfterFunc(wait, func() {
-				k.mu.Lock()
-				k.deferred.Store(false)
-				k.lastFetch = k.now() // this fetch opens the next interval
-				k.mu.Unlock()
-				_, _ = k.fetch(context.Background())
-			})
-		}
+	if k.deferred.Load() {
 		k.mu.Unlock()
 		return false, nil
 	}
-	k.lastFetch = k.now()
+	wait := k.lastFetch.Add(k.interval()).Sub(k.clock.Now())
+	if wait > 0 {
+		k.deferred.Store(true)
+		// In a goroutine of its own: a fake clock runs the function under its lock.
+		k.clock.AfterFunc(wait, func() { go k.scheduledFetch() })
+		k.mu.Unlock()
+		return false, nil
+	}
+	k.lastFetch = k.clock.Now()
 	k.mu.Unlock()
 	if _, err := k.fetch(ctx); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// scheduledFetch is the fetch refresh scheduled; it is skipped once the issuer has stopped.
+func (k *keySet) scheduledFetch() {
+	k.mu.Lock()
+	k.lastFetch = k.clock.Now() // this fetch opens the next interval
+	k.mu.Unlock()
+	if k.ctx.Err() == nil {
+		_, _ = k.fetch(k.ctx)
+	}
+	k.deferred.Store(false)
 }
 
 // fetch downloads the key set; concurrent callers share one request. A failed fetch keeps the
@@ -230,7 +302,7 @@ func (k *keySet) fetch(ctx context.Context) (int, error) {
 	return v.(int), nil
 }
 
-func (k *keySet) download(ctx context.Context) ([]publicKey, error) {
+func (k *keySet) download(ctx context.Context) ([]jose.JSONWebKey, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetch keys from %s: %w", k.url, err)
@@ -255,26 +327,25 @@ func (k *keySet) download(ctx context.Context) ([]publicKey, error) {
 }
 
 // parseKeySet decodes a JWKS with go-jose, keeping the public signing keys and skipping any
-// entry it cannot use (encryption keys, unknown key types) rather than failing the whole set.
-func parseKeySet(body []byte) ([]publicKey, error) {
+// entry it cannot use (encryption keys, unknown key types) rather than failing the whole set,
+// as go-oidc does.
+func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &set); err != nil {
 		return nil, fmt.Errorf("the key set is not JSON: %w", err)
 	}
-	keys := make([]publicKey, 0, len(set.Keys))
+	keys := make([]jose.JSONWebKey, 0, len(set.Keys))
 	for _, raw := range set.Keys {
 		var jwk jose.JSONWebKey
 		if err := jwk.UnmarshalJSON(raw); err != nil || jwk.Use == "enc" || !jwk.IsPublic() || !jwk.Valid() {
 			continue
 		}
-		if key, err := newPublicKey(jwk); err == nil {
-			keys = append(keys, key)
-		}
+		keys = append(keys, jwk)
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("the key set has no usable signing key")
+		return nil, errors.New("the key set has no usable signing key")
 	}
 	return keys, nil
 }
@@ -287,13 +358,13 @@ func (k *keySet) record(keys int, err error) {
 		k.health.lastErr = err
 		return
 	}
-	k.health = keyHealth{keys: keys, lastOK: k.now()}
+	k.health = keyHealth{keys: keys, lastOK: k.clock.Now()}
 }
 
 // prime fetches the key set unconditionally, for the first load and its retries.
 func (k *keySet) prime(ctx context.Context) (int, error) {
 	k.mu.Lock()
-	k.lastFetch = k.now()
+	k.lastFetch = k.clock.Now()
 	k.mu.Unlock()
 	return k.fetch(ctx)
 }

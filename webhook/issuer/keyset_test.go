@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	testingclock "k8s.io/utils/clock/testing"
+
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer/issuertest"
@@ -156,8 +158,8 @@ func TestDiscoveryIssuerMismatch(t *testing.T) {
 // unknown key has scheduled the next fetch, and until that fetch is made.
 func TestAwaitsKeyWhileAFetchIsScheduled(t *testing.T) {
 	ti := issuertest.New(t)
-	c := &clock{now: time.Now()} // frozen: every token falls inside the interval
-	is := start(t, ti.Config(), issuer.Options{KeyRefreshInterval: 300 * time.Millisecond, Now: c.Now})
+	c := testingclock.NewFakeClock(time.Now()) // frozen: every token falls inside the interval
+	is := start(t, ti.Config(), issuer.Options{KeyRefreshInterval: 10 * time.Second, Clock: c})
 	if is.AwaitsKey("RS256", "forged-1") {
 		t.Fatal("a key is awaited before any fetch is scheduled; the first unknown key must reach Verify, which schedules it")
 	}
@@ -185,10 +187,10 @@ func TestAwaitsKeyWhileAFetchIsScheduled(t *testing.T) {
 	if !errors.As(err, &d) || d.Reason != authn.ReasonUnknownKey || !d.Retryable {
 		t.Fatalf("Verify disagrees with AwaitsKey: want undecided %q, got %v", authn.ReasonUnknownKey, err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ti.JWKSFetches() == fetches; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the scheduled fetch was never made")
-		}
+	c.Step(10 * time.Second)
+	settle(t, is, c)
+	if ti.JWKSFetches() != fetches+1 {
+		t.Fatalf("%d fetches after the interval; want the one scheduled", ti.JWKSFetches()-fetches)
 	}
 	if is.AwaitsKey("RS256", "forged-2") {
 		t.Error("a key is still awaited after the scheduled fetch; the next unknown key must reach Verify again")

@@ -4,31 +4,25 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer/issuertest"
 )
 
-// clock is a settable time source, so that refresh intervals pass without waiting.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+// settle waits until the key fetch that a step of the fake clock set off, if any, is made: it
+// runs in a goroutine of its own. A fetch still scheduled for later is not waited for.
+func settle(t *testing.T, is *issuer.Issuer, c *testingclock.FakeClock) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); is.FetchScheduled() && !c.HasWaiters(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the scheduled key fetch was never made")
+		}
+	}
 }
 
 // An issuer whose discovery and JWKS endpoints go down (see also TestIssuerOutage): tokens signed by keys already fetched
@@ -36,8 +30,8 @@ func (c *clock) advance(d time.Duration) {
 // issuer fails; /readyz?verbose says so; recovery picks the new key up.
 func TestIssuerOutageBacksOffAndSaysSo(t *testing.T) {
 	ti := issuertest.New(t)
-	c := &clock{now: time.Now()}
-	is := start(t, ti.Config(), issuer.Options{KeyRefreshInterval: 10 * time.Second, Now: c.Now})
+	c := testingclock.NewFakeClock(time.Now())
+	is := start(t, ti.Config(), issuer.Options{KeyRefreshInterval: 10 * time.Second, Clock: c})
 
 	ti.SetDown(true)
 	ti.AddKey(t, "key-2", "RS256")
@@ -53,14 +47,17 @@ func TestIssuerOutageBacksOffAndSaysSo(t *testing.T) {
 	}{
 		// The first unknown key after the interval: a fetch, which fails.
 		{11 * time.Second, authn.ReasonKeysUnavailable, "failed 1 times"},
-		// 11 s later: within the doubled interval (20 s), so no fetch.
+		// 11 s later: within the doubled interval (20 s), so no fetch now; one is scheduled
+		// for its end.
 		{11 * time.Second, authn.ReasonUnknownKey, "failed 1 times"},
-		// 21 s after the failed fetch: the next attempt, which fails again; now 40 s.
-		{10 * time.Second, authn.ReasonKeysUnavailable, "failed 2 times"},
+		// 21 s after the failed fetch: the scheduled attempt was made and failed again; the
+		// interval is now 40 s, so the token waits for the next one.
+		{10 * time.Second, authn.ReasonUnknownKey, "failed 2 times"},
 		{30 * time.Second, authn.ReasonUnknownKey, "failed 2 times"},
 	}
 	for n, s := range steps {
-		c.advance(s.after)
+		c.Step(s.after)
+		settle(t, is, c)
 		_, err := verify(t, is, rotated)
 		var d *authn.Denial
 		if err == nil || reasonOf(err) != s.wantReason || !errors.As(err, &d) || !d.Retryable {
@@ -76,7 +73,8 @@ func TestIssuerOutageBacksOffAndSaysSo(t *testing.T) {
 	}
 
 	ti.SetDown(false)
-	c.advance(11 * time.Second) // 41 s since the last failed fetch
+	c.Step(11 * time.Second) // the fetch scheduled 40 s after the last failed one
+	settle(t, is, c)
 	if _, err := verify(t, is, rotated); err != nil {
 		t.Fatalf("after recovery the new key must verify: %v", err)
 	}
@@ -87,19 +85,33 @@ func TestIssuerOutageBacksOffAndSaysSo(t *testing.T) {
 
 // Under a sustained flood of unknown key IDs the key set is fetched at most once per
 // interval, also across intervals: the fetch scheduled for the end of one interval opens the
-// next, rather than letting a token arriving just after it fetch again at once.
+// next, and a token arriving while it is pending waits for it rather than fetching beside it
+// (which once made two fetches in one interval when the scheduled one ran late).
 func TestUnknownKeyFloodAcrossIntervals(t *testing.T) {
 	ti := issuertest.New(t)
-	const interval = 200 * time.Millisecond
-	is := start(t, ti.Config(), issuer.Options{KeyRefreshInterval: interval})
+	const interval = 10 * time.Second
+	c := testingclock.NewFakeClock(time.Now())
+	is := start(t, ti.Config(), issuer.Options{KeyRefreshInterval: interval, Clock: c})
 	before := ti.JWKSFetches()
-	began := time.Now()
-	for n := 0; time.Since(began) < 5*interval; n++ {
-		_, _ = verify(t, is, forgeKid(t, ti.Token(t, nil), fmt.Sprintf("forged-%d", n)))
-		time.Sleep(time.Millisecond)
+	valid := ti.Token(t, nil)
+	n := 0
+	flood := func(tokens int) {
+		for range tokens {
+			n++
+			if _, err := verify(t, is, forgeKid(t, valid, fmt.Sprintf("forged-%d", n))); reasonOf(err) != authn.ReasonUnknownKey {
+				t.Fatalf("forged kid: want %q, got %v", authn.ReasonUnknownKey, err)
+			}
+		}
 	}
-	elapsed := time.Since(began)
-	if got, most := ti.JWKSFetches()-before, int(elapsed/interval)+1; got > most {
-		t.Fatalf("%d JWKS fetches in %s; want at most one per %s (%d)", got, elapsed.Round(time.Millisecond), interval, most)
+	const intervals = 5
+	for range intervals {
+		flood(20)
+		c.Step(interval)
+		// The scheduled fetch is due; tokens arriving before it is made must not fetch.
+		flood(20)
+		settle(t, is, c)
+	}
+	if got := ti.JWKSFetches() - before; got != intervals {
+		t.Fatalf("%d JWKS fetches in %d intervals of a flood; want exactly one per interval", got, intervals)
 	}
 }

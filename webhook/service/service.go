@@ -77,6 +77,7 @@ func New(cfg *config.Configuration, opts Options) (*Service, error) {
 	auth, err := authn.New(verifiers, mapper, authn.Options{
 		CacheTTL:        cfg.Cache.TTL.Duration,
 		CacheMaxEntries: *cfg.Cache.MaxEntries,
+		CacheMaxBytes:   cfg.Cache.MaxBytes.Value(),
 		MaxInFlight:     *cfg.Server.MaxInFlightVerifications,
 		Observer:        s.metrics,
 		UserValidators:  userValidators,

@@ -9,6 +9,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
@@ -39,12 +41,27 @@ type Issuer struct {
 	down  atomic.Bool
 	jwks  atomic.Int64
 	disco atomic.Int64
+
+	// sources are distributed claim sources, by path: the body each answers, and the
+	// Authorization header each was last sent.
+	sources map[string]*Source
+	// named is the issuer the discovery document names instead of URL (see NameIssuer).
+	named string
+}
+
+// Source is a distributed claim endpoint served by the issuer.
+type Source struct {
+	Body   string
+	Status int
+	// Auth is the Authorization header of the last request; Hits counts the requests.
+	Auth string
+	Hits int
 }
 
 // New starts an issuer with one RS256 key, DefaultKeyID; it stops when the test ends.
 func New(t testing.TB) *Issuer {
 	t.Helper()
-	i := &Issuer{keys: map[string]crypto.Signer{}}
+	i := &Issuer{keys: map[string]crypto.Signer{}, sources: map[string]*Source{}}
 	i.srv = httptest.NewTLSServer(http.HandlerFunc(i.serve))
 	t.Cleanup(i.srv.Close)
 	i.URL = i.srv.URL
@@ -57,6 +74,28 @@ func New(t testing.TB) *Issuer {
 func (i *Issuer) serve(w http.ResponseWriter, r *http.Request) {
 	if i.down.Load() {
 		http.Error(w, "issuer is down", http.StatusServiceUnavailable)
+		return
+	}
+	i.mu.Lock()
+	src, isSource := i.sources[r.URL.Path]
+	if isSource {
+		src.Auth, src.Hits = r.Header.Get("Authorization"), src.Hits+1
+		status, body := src.Status, src.Body
+		i.mu.Unlock()
+		if status != 0 {
+			w.WriteHeader(status)
+		}
+		_, _ = w.Write([]byte(body))
+		return
+	}
+	named := i.named
+	i.mu.Unlock()
+	if named != "" && strings.HasSuffix(r.URL.Path, "/openid-configuration") {
+		i.disco.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"issuer": named, "jwks_uri": i.URL + "/keys", "id_token_signing_alg_values_supported": []string{"RS256"},
+		})
 		return
 	}
 	switch {
@@ -94,6 +133,69 @@ func (i *Issuer) AddKey(t testing.TB, kid, alg string) {
 	defer i.mu.Unlock()
 	i.keys[kid] = key
 	i.oidc.PublicKeys = append(i.oidc.PublicKeys, oidctest.PublicKey{PublicKey: key.Public(), KeyID: kid, Algorithm: alg})
+}
+
+// NameIssuer makes the discovery document name issuer (e.g. https://accounts.google.com)
+// while the keys stay here: configure the issuer with a discoveryURL pointing here.
+func (i *Issuer) NameIssuer(issuer string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.named = issuer
+}
+
+// ReplaceKey creates a new key under an existing kid and publishes it instead of the old one,
+// as an issuer does that rotates a key without changing its ID.
+func (i *Issuer) ReplaceKey(t testing.TB, kid, alg string) {
+	t.Helper()
+	i.mu.Lock()
+	kept := i.oidc.PublicKeys[:0]
+	for _, k := range i.oidc.PublicKeys {
+		if k.KeyID != kid {
+			kept = append(kept, k)
+		}
+	}
+	i.oidc.PublicKeys = kept
+	i.mu.Unlock()
+	i.AddKey(t, kid, alg)
+}
+
+// ServeSource serves a distributed claim source at path (answering body with status, 0 for
+// 200) and returns it, to read what it was sent; its URL is i.URL+path.
+func (i *Issuer) ServeSource(path, body string, status int) *Source {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	s := &Source{Body: body, Status: status}
+	i.sources[path] = s
+	return s
+}
+
+// SourceState returns a copy of the source at path, read under the issuer's lock.
+func (i *Issuer) SourceState(path string) Source {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return *i.sources[path]
+}
+
+// SignRaw signs a token whose header is the given JSON text, exactly as written (to test
+// how headers are read), with the RSA key kid and RS256.
+func (i *Issuer) SignRaw(t testing.TB, kid, header string, claims map[string]any) string {
+	t.Helper()
+	key, ok := i.Key(kid).(*rsa.PrivateKey)
+	if !ok {
+		t.Fatalf("no RSA key %q", kid)
+	}
+	b, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatalf("marshal claims: %v", err)
+	}
+	enc := base64.RawURLEncoding
+	input := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString(b)
+	sum := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	return input + "." + enc.EncodeToString(sig)
 }
 
 // RemoveKeys stops publishing every key (the issuer "rotated" them away).
