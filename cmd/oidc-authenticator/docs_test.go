@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -381,6 +382,11 @@ var providerFixtures = []struct {
 	// groupsExpression, when set, replaces the entry's groups mapping, as the guide's prose
 	// suggests (Keycloak's realm roles).
 	groupsExpression string
+	// overage, when set, is the path of a distributed groups claim's source on the test
+	// issuer, answering as Microsoft Graph does without its access token.
+	overage string
+	// wantReason, when set, is the reason the token is not accepted.
+	wantReason string
 }{
 	{
 		section: "Dex",
@@ -428,14 +434,14 @@ var providerFixtures = []struct {
 		wantUsername: "entra:alice@example.com", wantGroups: []string{"oidc:2f0bd4a5-5f7e-4c84-9d3b-7b8f2a0c1e11"},
 	},
 	{
-		// Entra ID with a groups overage: no groups claim, a distributed claim instead, which
-		// the webhook does not resolve: the user is authenticated without groups.
+		// Entra ID with a groups overage: no groups claim, but a distributed claim whose source
+		// is Microsoft Graph (played here by the test issuer, on loopback), which answers 401
+		// without a Graph access token: the token is not accepted.
 		section: "Microsoft Entra ID",
 		claims: map[string]any{"sub": "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ", "oid": "00000000-0000-0000-66f3-3332eca7ea81",
-			"tid": "00000000-0000-0000-0000-000000000000", "preferred_username": "alice@example.com", "ver": "2.0",
-			"_claim_names":   map[string]any{"groups": "src1"},
-			"_claim_sources": map[string]any{"src1": map[string]any{"endpoint": "https://graph.microsoft.com/v1.0/users/00000000-0000-0000-66f3-3332eca7ea81/getMemberObjects"}}},
-		wantUsername: "entra:alice@example.com", wantGroups: nil,
+			"tid": "00000000-0000-0000-0000-000000000000", "preferred_username": "alice@example.com", "ver": "2.0"},
+		overage:    "/v1.0/users/00000000-0000-0000-66f3-3332eca7ea81/getMemberObjects",
+		wantReason: "invalid_claims",
 	},
 }
 
@@ -480,8 +486,19 @@ func TestProviderGuides(t *testing.T) {
 			for k, v := range fx.claims {
 				claims[k] = v
 			}
+			if fx.overage != "" {
+				is.ServeSource(fx.overage, `{"error":{"code":"InvalidAuthenticationToken","message":"Access token is empty."}}`, http.StatusUnauthorized)
+				claims["_claim_names"] = map[string]any{"groups": "src1"}
+				claims["_claim_sources"] = map[string]any{"src1": map[string]any{"endpoint": is.URL + fx.overage}}
+			}
 			token := is.Sign(t, issuertest.DefaultKeyID, "RS256", claims)
 			out, err := exec.Command(bin, "verify", "--config", path, "--timeout", "10s", token).CombinedOutput()
+			if fx.wantReason != "" {
+				if err == nil || strings.Contains(string(out), "AUTHENTICATED") || !strings.Contains(string(out), "reason: "+fx.wantReason) {
+					t.Fatalf("want the token refused with %s: %v\n%s", fx.wantReason, err, out)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("verify: %v\n%s\n--- configuration ---\n%s", err, out, cfg)
 			}
