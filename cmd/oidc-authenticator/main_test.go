@@ -260,6 +260,14 @@ func TestVerifyLocalMapping(t *testing.T) {
 	if _, err := run(t, token, "verify", "--config", path, "--mapping", filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "--mapping") {
 		t.Errorf("missing --mapping file: err = %v", err)
 	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte(mappingManifest("- {issuer: https://other.example.com, email: alice@example.com, userName: x}\n")), 0o600)
+	_, err = run(t, token, "verify", "--config", path, "--mapping", bad)
+	for _, want := range []string{"the server would refuse this mapping", "mapUsers[0].issuer", "mapUsers[0].userName"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("invalid --mapping file: err = %v, want it to name %q", err, want)
+		}
+	}
 }
 
 // An undecided answer says what kube-apiserver does with it: no caching (it does not retry).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/oidc-authenticator/oidc-authenticator/mapping"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/service"
@@ -88,8 +89,18 @@ service account, else with your default kubeconfig ($KUBECONFIG or ~/.kube/confi
 // of these is refused up front, in one line saying what to pass.
 func chooseMapping(cfg *config.Configuration, path, kubeconfig string, inCluster bool, defaultKubeconfig string) (use, note string, err error) {
 	if path != "" {
-		if _, err := os.Stat(path); err != nil {
+		// Checked here, so that a broken copy is reported as such rather than as a token the
+		// server could not decide for want of a mapping.
+		in, err := mapping.ReadPath(path)
+		if err != nil {
 			return "", "", fmt.Errorf("--mapping: %w", err)
+		}
+		issuers := make([]string, 0, len(cfg.JWT))
+		for _, j := range cfg.JWT {
+			issuers = append(issuers, j.Issuer.URL)
+		}
+		if _, err := mapping.ParseWith(in.Data, mapping.ParseOptions{Issuers: issuers, BinaryData: in.BinaryData}); err != nil {
+			return "", "", fmt.Errorf("--mapping %s: the server would refuse this mapping: %w", path, err)
 		}
 		cfg.Mapping.File, cfg.Mapping.ConfigMap = path, ""
 		return "", "", nil
