@@ -105,11 +105,7 @@ func (c *ConfigMapSource) Run(ctx context.Context, update func(Snapshot)) error 
 }
 
 func snapshotOf(cm *corev1.ConfigMap) Snapshot {
-	s := Snapshot{Data: cm.Data, Version: cm.ResourceVersion}
-	if len(cm.BinaryData) > 0 {
-		s.Err = fmt.Errorf("binaryData is not read; put mapUsers and mapGroups under data")
-	}
-	return s
+	return Snapshot{Data: cm.Data, BinaryData: binaryDataKeys(cm), Version: cm.ResourceVersion}
 }
 
 // Event records the outcome of a version on the ConfigMap: a Warning when it was refused.

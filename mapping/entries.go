@@ -269,7 +269,7 @@ func (p *parser) issuer(path string, e rawEntry) value[string] {
 		v.ok = true // every configured issuer
 		return v
 	}
-	if v.ok && !slices.Contains(p.issuers, v.val) {
+	if v.ok && !p.anyIssuer && !slices.Contains(p.issuers, v.val) {
 		if len(p.issuers) == 0 {
 			p.problems.add(path+".issuer", "%q is not a configured issuer (no issuers are configured)", v.val)
 		} else {

@@ -98,11 +98,11 @@ func (f *FileSource) readOnce() (Snapshot, string) {
 		return failed(err, "")
 	}
 	version := contentVersion(b)
-	data, _, err := decodeManifest(b)
+	in, err := DecodeManifest(b)
 	if err != nil {
 		return failed(fmt.Errorf("mapping file %s: %w", f.Path, err), version)
 	}
-	return Snapshot{Data: data, Version: version}, "data " + version
+	return Snapshot{Data: in.Data, BinaryData: in.BinaryData, Version: version}, "data " + version
 }
 
 // readDir reads a mounted ConfigMap: every file whose name does not start with a dot.
@@ -148,6 +148,35 @@ func (f *FileSource) readDir() (Snapshot, string) {
 	}
 	version := hex.EncodeToString(h.Sum(nil))[:12]
 	return Snapshot{Data: data, Version: version}, "data " + version
+}
+
+// ReadPath reads what a FileSource would read at path once: a ConfigMap manifest file or a
+// mounted ConfigMap directory (one file per key, kubelet's ..data layout included). The
+// Input's Object is empty for a directory.
+func ReadPath(path string) (Input, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return Input{}, fmt.Errorf("read mapping: %w", err)
+	}
+	if !info.IsDir() {
+		b, err := readFile(path)
+		if err != nil {
+			return Input{}, err
+		}
+		in, err := DecodeManifest(b)
+		if err != nil {
+			return in, fmt.Errorf("mapping file %s: %w", path, err)
+		}
+		return in, nil
+	}
+	snap, _ := (&FileSource{Path: path}).read()
+	switch {
+	case snap.Err != nil:
+		return Input{}, snap.Err
+	case snap.Deleted:
+		return Input{}, fmt.Errorf("read mapping directory %s: %w", path, fs.ErrNotExist)
+	}
+	return Input{Data: snap.Data}, nil
 }
 
 // readFile reads a whole file, refusing one too large to be a ConfigMap.

@@ -266,3 +266,27 @@ func TestFileSourceNoPath(t *testing.T) {
 		t.Fatal("Run without a path succeeded")
 	}
 }
+
+// Rule: ReadPath reads a manifest file (naming its ConfigMap), a kubelet-mounted directory
+// through ..data, and a plain directory; a missing path is an error naming it.
+func TestReadPath(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "oidc-auth.yaml")
+	writeFile(t, file, manifest+"binaryData:\n  x: aGVsbG8=\n")
+	in, err := ReadPath(file)
+	if err != nil || in.Object.String() != "kube-system/oidc-auth" || len(in.Data) != 2 || len(in.BinaryData) != 1 {
+		t.Fatalf("manifest: %+v, %v", in, err)
+	}
+
+	m := mountDir{t: t, dir: t.TempDir()}
+	m.publish("a", map[string]string{KeyUsers: goodV1})
+	m.publish("b", map[string]string{KeyUsers: goodV3})
+	in, err = ReadPath(m.dir)
+	if err != nil || len(in.Data) != 1 || in.Data[KeyUsers] != goodV3 || in.Object != (Object{}) {
+		t.Fatalf("mounted directory: %+v, %v", in, err)
+	}
+
+	missing := filepath.Join(t.TempDir(), "nope")
+	if _, err := ReadPath(missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("missing path: err = %v", err)
+	}
+}

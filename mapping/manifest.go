@@ -29,27 +29,38 @@ func (o Object) String() string {
 // ParseManifest reads a ConfigMap manifest, YAML or JSON as `kubectl apply` takes it
 // (apiVersion v1, kind ConfigMap), and parses its data with Parse. The Object names the
 // ConfigMap whenever the manifest could be decoded, so that callers can say which one was
-// refused.
+// refused. Keys under binaryData are reported with the other problems.
 func ParseManifest(b []byte, issuers []string) (*Mapping, Object, error) {
-	data, obj, err := decodeManifest(b)
+	in, err := DecodeManifest(b)
 	if err != nil {
-		return nil, obj, err
+		return nil, in.Object, err
 	}
-	m, err := Parse(data, issuers)
-	return m, obj, err
+	m, err := ParseWith(in.Data, ParseOptions{Issuers: issuers, BinaryData: in.BinaryData})
+	return m, in.Object, err
 }
 
-// decodeManifest returns the data of a ConfigMap manifest.
-func decodeManifest(b []byte) (map[string]string, Object, error) {
+// Input is what a ConfigMap manifest or a mounted ConfigMap directory holds, before Parse.
+type Input struct {
+	// Data is the ConfigMap's data.
+	Data map[string]string
+	// BinaryData are the keys under binaryData (never read, each a problem for ParseWith).
+	BinaryData []string
+	// Object names the ConfigMap; empty for a mounted directory.
+	Object Object
+}
+
+// DecodeManifest returns the data of a ConfigMap manifest. An error means the manifest is
+// not a ConfigMap at all; the content of its keys is left to ParseWith.
+func DecodeManifest(b []byte) (Input, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, Object{}, errors.New("the manifest is empty")
+		return Input{}, errors.New("the manifest is empty")
 	}
 	if n := countDocuments(b); n > 1 {
-		return nil, Object{}, fmt.Errorf("the manifest holds %d YAML documents; it must hold the ConfigMap alone", n)
+		return Input{}, fmt.Errorf("the manifest holds %d YAML documents; it must hold the ConfigMap alone", n)
 	}
 	j, err := yaml.YAMLToJSON(b)
 	if err != nil {
-		return nil, Object{}, fmt.Errorf("the manifest is not valid YAML or JSON: %w", err)
+		return Input{}, fmt.Errorf("the manifest is not valid YAML or JSON: %w", err)
 	}
 	// A first, loose look gives clearer messages for the common mistakes than the strict
 	// decoder would: the wrong kind, and data values written as YAML instead of strings.
@@ -59,10 +70,10 @@ func decodeManifest(b []byte) (map[string]string, Object, error) {
 		Data       map[string]json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(j, &head); err != nil {
-		return nil, Object{}, fmt.Errorf("the manifest is not a Kubernetes object: %w", err)
+		return Input{}, fmt.Errorf("the manifest is not a Kubernetes object: %w", err)
 	}
 	if head.APIVersion != "v1" || head.Kind != "ConfigMap" {
-		return nil, Object{}, fmt.Errorf("the manifest has apiVersion %q and kind %q; it must be a ConfigMap (apiVersion: v1, kind: ConfigMap)", head.APIVersion, head.Kind)
+		return Input{}, fmt.Errorf("the manifest has apiVersion %q and kind %q; it must be a ConfigMap (apiVersion: v1, kind: ConfigMap)", head.APIVersion, head.Kind)
 	}
 	keys := make([]string, 0, len(head.Data))
 	for k := range head.Data {
@@ -71,18 +82,31 @@ func decodeManifest(b []byte) (map[string]string, Object, error) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		if kind := jsonKindOf(head.Data[k]); kind != "a string" && kind != "nothing (null)" {
-			return nil, Object{}, fmt.Errorf("data.%s is %s; it must be a string holding YAML: write \"%s: |\" and indent the list below it", k, kind, k)
+			return Input{}, fmt.Errorf("data.%s is %s; it must be a string holding YAML: write \"%s: |\" and indent the list below it", k, kind, k)
 		}
 	}
 	var cm corev1.ConfigMap
 	if err := yaml.UnmarshalStrict(b, &cm); err != nil {
-		return nil, Object{}, fmt.Errorf("the manifest is not a valid ConfigMap: %w", err)
+		return Input{}, fmt.Errorf("the manifest is not a valid ConfigMap: %w", err)
 	}
-	obj := Object{Namespace: cm.Namespace, Name: cm.Name}
-	if len(cm.BinaryData) > 0 {
-		return nil, obj, errors.New("binaryData is not read; put mapUsers and mapGroups under data")
+	return Input{
+		Data:       cm.Data,
+		BinaryData: binaryDataKeys(&cm),
+		Object:     Object{Namespace: cm.Namespace, Name: cm.Name},
+	}, nil
+}
+
+// binaryDataKeys returns the sorted keys of cm's binaryData, or nil.
+func binaryDataKeys(cm *corev1.ConfigMap) []string {
+	if len(cm.BinaryData) == 0 {
+		return nil
 	}
-	return cm.Data, obj, nil
+	keys := make([]string, 0, len(cm.BinaryData))
+	for k := range cm.BinaryData {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // countDocuments counts the non-empty YAML documents in b, stopping at 2.

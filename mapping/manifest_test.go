@@ -85,3 +85,43 @@ func TestParseManifestNamesTheObject(t *testing.T) {
 		t.Errorf("object = %q", obj)
 	}
 }
+
+// Rule: binaryData is one problem among the others: the whole version is still checked and
+// every problem is reported at once, binaryData first.
+func TestParseManifestBinaryDataWithOtherProblems(t *testing.T) {
+	bad := strings.Replace(manifest, "groups: [dev-team]", "groups: dev-team", 1) + "binaryData:\n  mapUsers: aGVsbG8=\n  x: aGVsbG8=\n"
+	_, obj, err := ParseManifest([]byte(bad), testIssuers)
+	var inv *InvalidError
+	if !errors.As(err, &inv) {
+		t.Fatalf("err = %v, want an *InvalidError", err)
+	}
+	var fields []string
+	for _, p := range inv.Problems {
+		fields = append(fields, p.Field)
+	}
+	want := []string{"binaryData.mapUsers", "binaryData.x", "mapGroups[0].groups"}
+	if strings.Join(fields, " ") != strings.Join(want, " ") {
+		t.Errorf("problems at %q, want %q (%v)", fields, want, err)
+	}
+	if obj.String() != "kube-system/oidc-auth" {
+		t.Errorf("object = %q", obj)
+	}
+}
+
+// Rule: with AnyIssuer, an issuer field is accepted whatever it names (offline validation
+// without the server's configuration); without it, an unknown issuer is a problem.
+func TestParseWithAnyIssuer(t *testing.T) {
+	data := map[string]string{KeyUsers: "- issuer: https://elsewhere.example.com\n  email: a@example.com\n  groups: [g]\n"}
+	if _, err := ParseWith(data, ParseOptions{AnyIssuer: true}); err != nil {
+		t.Fatalf("AnyIssuer: %v", err)
+	}
+	_, err := ParseWith(data, ParseOptions{Issuers: testIssuers})
+	if err == nil || !strings.Contains(err.Error(), "mapUsers[0].issuer") {
+		t.Fatalf("err = %v, want the issuer refused", err)
+	}
+	// AnyIssuer still checks that the field is a string.
+	data[KeyUsers] = "- issuer: [x]\n  email: a@example.com\n  groups: [g]\n"
+	if _, err := ParseWith(data, ParseOptions{AnyIssuer: true}); err == nil || !strings.Contains(err.Error(), "mapUsers[0].issuer") {
+		t.Fatalf("err = %v, want a list issuer refused", err)
+	}
+}

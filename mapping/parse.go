@@ -22,7 +22,28 @@ import (
 // Parse reports every problem at once, each naming the key, entry index and field, as an
 // *InvalidError. It never returns a partial mapping.
 func Parse(data map[string]string, issuers []string) (*Mapping, error) {
-	p := newParser(issuers)
+	return ParseWith(data, ParseOptions{Issuers: issuers})
+}
+
+// ParseOptions says what ParseWith checks besides the data itself.
+type ParseOptions struct {
+	// Issuers are the configured issuer URLs an entry's issuer field may name.
+	Issuers []string
+	// AnyIssuer accepts every issuer field that is a string, whatever Issuers holds: for
+	// checking a mapping offline without the server's configuration.
+	AnyIssuer bool
+	// BinaryData are the keys the ConfigMap holds under binaryData, each reported as a
+	// problem (the mapping is only read from data).
+	BinaryData []string
+}
+
+// ParseWith is Parse with options. Like Parse, it reports every problem at once.
+func ParseWith(data map[string]string, opts ParseOptions) (*Mapping, error) {
+	p := newParser(opts.Issuers)
+	p.anyIssuer = opts.AnyIssuer
+	for _, k := range slices.Sorted(slices.Values(opts.BinaryData)) {
+		p.problems.add("binaryData."+k, "binaryData is not read; put %s and %s under data, as YAML strings", KeyUsers, KeyGroups)
+	}
 	keys := make([]string, 0, len(data))
 	for k := range data {
 		keys = append(keys, k)
@@ -64,8 +85,9 @@ func Parse(data map[string]string, issuers []string) (*Mapping, error) {
 
 // parser holds what validation needs across entries.
 type parser struct {
-	issuers  []string
-	problems problems
+	issuers   []string
+	anyIssuer bool
+	problems  problems
 	// seen remembers, per kind of identity ("subject", "email", "group", and the expressions
 	// of each list) and value, the entries already claiming it, to refuse overlapping entries.
 	seen map[string]map[string][]claimant

@@ -6,6 +6,9 @@ import "context"
 type Snapshot struct {
 	// Data holds the ConfigMap data: the keys mapUsers and mapGroups.
 	Data map[string]string
+	// BinaryData are the keys of the ConfigMap's binaryData: never read, each refused with
+	// the other problems of the version.
+	BinaryData []string
 	// Version names the version: a resourceVersion, or a content hash for files.
 	Version string
 	// Deleted says the ConfigMap or file is gone: every mapping is revoked.

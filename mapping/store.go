@@ -99,6 +99,12 @@ func (s *Store) Map(ctx context.Context, id *authn.Identity) (authn.User, error)
 			fmt.Errorf("the identity mapping has not been read from its source yet")))
 	}
 	u, match, err := st.mapping.Apply(ctx, id, s.opts.RequireMatch)
+	if a := appliedFrom(ctx); a != nil {
+		a.Set, a.m, a.match = true, st.mapping, match
+		if st.loaded && !st.deleted {
+			a.Version = st.version
+		}
+	}
 	if authn.Traced(ctx) {
 		authn.Record(ctx, "mapping", st.describe(match), err)
 	}
@@ -121,7 +127,7 @@ func (s *Store) Update(snap Snapshot) {
 		if snap.Version != "" && old.loaded && !old.deleted && old.refused == nil && snap.Version == old.version {
 			return // redelivered (e.g. a re-list): nothing changed
 		}
-		m, err := Parse(snap.Data, s.opts.Issuers)
+		m, err := ParseWith(snap.Data, ParseOptions{Issuers: s.opts.Issuers, BinaryData: snap.BinaryData})
 		if err != nil {
 			s.refuse(old, snap, err)
 			return

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	authenticationv1 "k8s.io/api/authentication/v1"
 
+	"github.com/oidc-authenticator/oidc-authenticator/mapping"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
 )
 
@@ -59,11 +60,13 @@ func (s *Server) authenticate(c echo.Context) error {
 		return c.JSON(http.StatusBadRequest, errorBody{err.Error()})
 	}
 
-	res, err := s.auth.Authenticate(req.Context(), review.Spec.Token)
+	var applied mapping.Applied // which mapping version and entries made the user, for the log
+	ctx := mapping.WithApplied(req.Context(), &applied)
+	res, err := s.auth.Authenticate(ctx, review.Spec.Token)
 	if err != nil {
-		return s.refuse(c, start, review.APIVersion, res, authn.AsDenial(err))
+		return s.refuse(c, start, review.APIVersion, res, &applied, authn.AsDenial(err))
 	}
-	s.logDecision(req.Context(), res, resultAllowed, "", nil)
+	s.logDecision(ctx, res, &applied, resultAllowed, "", nil)
 	s.observe(start, resultAllowed, "")
 	buf.Reset() // the review is decoded: its strings no longer share the buffer
 	if err := json.NewEncoder(buf).Encode(reviewResponse(review.APIVersion, allowed(res.User))); err != nil {
@@ -95,12 +98,12 @@ func (s *Server) release(b *bytes.Buffer) {
 // refuse answers a token that was not accepted: the clean deny (made once, at start) when it
 // is invalid, a 429 when too many tokens are being verified (kube-apiserver retries it with
 // backoff and caches neither), else the undecided answer for its reason.
-func (s *Server) refuse(c echo.Context, start time.Time, apiVersion string, res authn.Result, d *authn.Denial) error {
+func (s *Server) refuse(c echo.Context, start time.Time, apiVersion string, res authn.Result, applied *mapping.Applied, d *authn.Denial) error {
 	result := resultDenied
 	if d.Retryable {
 		result = resultUndecided
 	}
-	s.logDecision(c.Request().Context(), res, result, string(d.Reason), d)
+	s.logDecision(c.Request().Context(), res, applied, result, string(d.Reason), d)
 	s.observe(start, result, string(d.Reason))
 	switch {
 	case !d.Retryable:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 
+	"github.com/oidc-authenticator/oidc-authenticator/mapping"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
 )
 
@@ -18,8 +19,10 @@ const (
 )
 
 // logDecision logs a review's answer: at info, but at debug for a token allowed from the
-// cache (its verification was logged when it was made) and at warn when undecided.
-func (s *Server) logDecision(ctx context.Context, res authn.Result, result, reason string, err error) {
+// cache (its verification was logged when it was made) and at warn when undecided. When the
+// identity mapping was consulted, the line names its version and the entries that matched
+// (docs/logging.md has the schema).
+func (s *Server) logDecision(ctx context.Context, res authn.Result, applied *mapping.Applied, result, reason string, err error) {
 	level := slog.LevelInfo
 	switch {
 	case result == resultUndecided:
@@ -34,6 +37,9 @@ func (s *Server) logDecision(ctx context.Context, res authn.Result, result, reas
 	if result != resultAllowed {
 		if !s.refusals.Allow() {
 			s.unlogged.Add(1)
+			if s.metrics != nil {
+				s.metrics.DecisionLogSuppressed.WithLabelValues(result).Inc()
+			}
 			return
 		}
 		if n := s.unlogged.Swap(0); n > 0 {
@@ -49,6 +55,9 @@ func (s *Server) logDecision(ctx context.Context, res authn.Result, result, reas
 	}
 	if result == resultAllowed {
 		attrs = append(attrs, slog.String("username", res.User.Name), slog.Any("groups", groupList(res.User.Groups)), slog.Bool("cached", res.Cached))
+	}
+	if applied != nil && applied.Set {
+		attrs = append(attrs, slog.String("mapping_version", applied.Version), slog.Any("mapping_entries", applied.Entries()))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("err", err.Error()))

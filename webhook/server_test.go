@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -60,6 +61,12 @@ func serve(t *testing.T, requireClientCert bool) *fixture {
 
 func serveWith(t *testing.T, requireClientCert bool, auth webhook.Authenticator) *fixture {
 	t.Helper()
+	return serveWithLogger(t, requireClientCert, auth, nil)
+}
+
+// serveWithLogger is serveWith logging to log; nil logs text into the fixture's logs.
+func serveWithLogger(t *testing.T, requireClientCert bool, auth webhook.Authenticator, log *slog.Logger) *fixture {
+	t.Helper()
 	files := pki.Files{Dir: t.TempDir()}
 	if _, err := pki.Ensure(files, pki.Options{}); err != nil {
 		t.Fatal(err)
@@ -77,9 +84,12 @@ func serveWith(t *testing.T, requireClientCert bool, auth webhook.Authenticator)
 		tlsCfg.ClientCAs = pool
 	}
 	logs := &bytes.Buffer{}
+	if log == nil {
+		log = slogTo(logs)
+	}
 	srv, err := webhook.New(webhook.Options{
 		Authenticator: auth, Metrics: metrics.New(), TLS: tlsCfg, RequireClientCert: requireClientCert,
-		Logger: slogTo(logs),
+		Logger: log,
 		Readiness: func() []webhook.CheckResult {
 			return []webhook.CheckResult{{Name: "issuer https://a", OK: true, Detail: "discovered"}, {Name: "issuer https://b", OK: false, Detail: "down", Informational: true}}
 		},

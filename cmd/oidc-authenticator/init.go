@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/url"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -18,8 +20,12 @@ func newInitCommand() *cobra.Command {
 		Short: "Create the certificates and the kubeconfig kube-apiserver uses to call the webhook",
 		Long: `init creates, in the state directory, whatever is missing of: a CA, a serving certificate
 for the webhook, a client certificate for kube-apiserver, and the kubeconfig to pass to
-kube-apiserver's --authentication-token-webhook-config-file. Existing keys are never
-overwritten, so running it again is safe.`,
+kube-apiserver's --authentication-token-webhook-config-file. It rewrites nothing that is
+already right, so running it again is safe: existing keys are never overwritten; the serving
+certificate is re-issued (for its existing key) only when it lacks the --hostname asked for;
+the kubeconfig is rewritten only when what it says would change (another --address or
+--hostname, a re-issued certificate). It prints, per file, whether it was created, kept,
+re-issued or updated.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, port, err := net.SplitHostPort(address)
@@ -27,22 +33,18 @@ overwritten, so running it again is safe.`,
 				return fmt.Errorf("--address %q: want host:port: %w", address, err)
 			}
 			files := pki.Files{Dir: stateDir}
-			res, err := pki.Ensure(files, pki.Options{Hostnames: []string{hostname}})
+			res, err := pki.Ensure(files, pki.Options{Hostnames: []string{hostname}, ReissueForHostnames: true})
 			if err != nil {
 				return err
 			}
 			serverURL := (&url.URL{Scheme: "https", Host: net.JoinHostPort(hostname, port), Path: "/authenticate"}).String()
-			if err := pki.WriteKubeconfig(files, serverURL); err != nil {
+			kubeconfigDone, err := pki.EnsureKubeconfig(files, serverURL)
+			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			for _, p := range res.Created {
-				fmt.Fprintln(out, "created", p)
-			}
-			for _, p := range res.Kept {
-				fmt.Fprintln(out, "kept   ", p)
-			}
-			fmt.Fprintln(out, "wrote  ", files.Kubeconfig())
+			printInitResult(out, files, res, hostname)
+			fmt.Fprintf(out, "%-9s %s\n", kubeconfigDone, files.Kubeconfig())
 			fmt.Fprintf(out, `
 In the webhook's configuration file, set:
   server:
@@ -62,4 +64,18 @@ Add these flags to kube-apiserver (and mount %s into its pod):
 	cmd.Flags().StringVar(&hostname, "hostname", "127.0.0.1", "name or IP kube-apiserver uses to reach the webhook")
 	cmd.Flags().StringVar(&address, "address", config.DefaultAddress, "address the webhook listens on (its port goes into the kubeconfig)")
 	return cmd
+}
+
+// printInitResult prints what Ensure did with each file, in a fixed order.
+func printInitResult(out io.Writer, files pki.Files, res pki.Result, hostname string) {
+	for _, path := range []string{files.CACert(), files.CAKey(), files.ServerCert(), files.ServerKey(), files.ClientCert(), files.ClientKey()} {
+		switch {
+		case slices.Contains(res.Created, path):
+			fmt.Fprintf(out, "%-9s %s\n", "created", path)
+		case slices.Contains(res.Reissued, path):
+			fmt.Fprintf(out, "%-9s %s (it did not name %s)\n", "re-issued", path, hostname)
+		case slices.Contains(res.Kept, path):
+			fmt.Fprintf(out, "%-9s %s\n", "kept", path)
+		}
+	}
 }

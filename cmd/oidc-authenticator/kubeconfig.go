@@ -9,7 +9,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/kubeconfig"
+	"github.com/oidc-authenticator/oidc-authenticator/login/kubeconfig"
 )
 
 func newKubeconfigCommand() *cobra.Command {

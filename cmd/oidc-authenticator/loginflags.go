@@ -11,10 +11,10 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login"
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/browser"
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/prompt"
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/provider"
+	"github.com/oidc-authenticator/oidc-authenticator/login"
+	"github.com/oidc-authenticator/oidc-authenticator/login/browser"
+	"github.com/oidc-authenticator/oidc-authenticator/login/prompt"
+	"github.com/oidc-authenticator/oidc-authenticator/login/provider"
 )
 
 const (

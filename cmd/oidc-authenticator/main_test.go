@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,8 +14,11 @@ import (
 	"testing"
 
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/oidc-authenticator/oidc-authenticator/test/dex"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
+	"github.com/oidc-authenticator/oidc-authenticator/webhook/issuer/issuertest"
 )
 
 func run(t *testing.T, stdin string, args ...string) (string, error) {
@@ -153,7 +160,7 @@ func TestMappingValidate(t *testing.T) {
 	os.WriteFile(bad, []byte(mappingManifest("- {issuer: https://other.example.com, email: a@example.com, userName: alice}\n")), 0o600)
 
 	out, err := run(t, "", "mapping", "validate", "--issuer", "https://dex.example.com", good)
-	if err != nil || !strings.Contains(out, "ConfigMap kube-system/oidc-auth is valid: 1 mapUsers entries, 0 mapGroups entries") {
+	if err != nil || !strings.Contains(out, "ConfigMap kube-system/oidc-auth ("+good+") is valid: 1 mapUsers entries, 0 mapGroups entries") {
 		t.Fatalf("good manifest: %v\n%s", err, out)
 	}
 	out, err = run(t, "", "mapping", "validate", "--issuer", "https://dex.example.com", bad)
@@ -169,8 +176,48 @@ func TestMappingValidate(t *testing.T) {
 	if err != nil {
 		t.Errorf("from stdin: %v\n%s", err, out)
 	}
-	if _, err := run(t, "", "mapping", "validate", good); err == nil || !strings.Contains(err.Error(), "--config FILE") {
-		t.Errorf("without issuers: err = %v, want one asking for --config or --issuer", err)
+}
+
+// mapping validate works on the file alone: without --config or --issuer it checks everything
+// but the issuer names, says so in a note, takes several paths (files and mounted
+// directories) and fails when any one is invalid.
+func TestMappingValidateWithoutIssuers(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte(mappingManifest("- {issuer: https://other.example.com, subject: abc, username: alice}\n")), 0o600)
+	os.WriteFile(bad, []byte(mappingManifest("- {email: a@example.com, userName: alice}\n")+"binaryData:\n  x: aGVsbG8=\n"), 0o600)
+	mounted := filepath.Join(dir, "mounted")
+	os.MkdirAll(filepath.Join(mounted, "..2026_12_04"), 0o700)
+	os.WriteFile(filepath.Join(mounted, "..2026_12_04", "mapGroups"), []byte("- {group: developers, groups: [dev-team]}\n"), 0o600)
+	os.Symlink("..2026_12_04", filepath.Join(mounted, "..data"))
+	os.Symlink("..data/mapGroups", filepath.Join(mounted, "mapGroups"))
+
+	out, err := run(t, "", "mapping", "validate", good, mounted)
+	if err != nil {
+		t.Fatalf("valid file and directory: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"note: issuer fields are not checked; pass --config FILE",
+		"ConfigMap kube-system/oidc-auth (" + good + ") is valid: 1 mapUsers entries",
+		mounted + " is valid: 0 mapUsers entries, 1 mapGroups entries",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	out, err = run(t, "", "mapping", "validate", good, bad)
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 mappings invalid") {
+		t.Fatalf("err = %v, want 1 of 2 invalid\n%s", err, out)
+	}
+	// Every problem at once, binaryData among them.
+	for _, want := range []string{"binaryData.x: binaryData is not read", "mapUsers[0].userName"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, "note:") {
+		t.Errorf("no note about the unchecked issuers:\n%s", out)
 	}
 }
 
@@ -179,4 +226,199 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// verify --mapping reads a local copy of the mapping instead of the configuration's live
+// ConfigMap, so a token can be checked offline; without it (and without --kubeconfig, outside
+// a pod) verify says in one line what to pass.
+func TestVerifyLocalMapping(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBECONFIG", "")
+	t.Setenv("HOME", t.TempDir()) // no ~/.kube/config
+	is := issuertest.New(t)
+	dir := t.TempDir()
+	path, mappingFile := filepath.Join(dir, "config.yaml"), filepath.Join(dir, "oidc-auth.yaml")
+	cfg := "apiVersion: oidc-authenticator.io/v1alpha1\nkind: AuthenticatorConfiguration\njwt:\n- issuer:\n    url: " + is.URL +
+		"\n    audiences: [kubernetes]\n    certificateAuthority: |\n" + indentPEM(is.CAPEM) +
+		"  claimMappings:\n    username: {claim: email, prefix: \"\"}\n    groups: {claim: groups, prefix: \"oidc:\"}\n" +
+		"mapping: {configMap: kube-system/oidc-auth}\n"
+	os.WriteFile(path, []byte(cfg), 0o600)
+	os.WriteFile(mappingFile, []byte(mappingManifest("- email: alice@example.com\n      groups: [cluster-admins]\n")), 0o600)
+	token := is.Token(t, nil)
+
+	out, err := run(t, token, "verify", "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "pass --kubeconfig FILE to read the live ConfigMap, or --mapping FILE") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("without --mapping or --kubeconfig: err = %v\n%s", err, out)
+	}
+
+	out, err = run(t, token, "verify", "--config", path, "--mapping", mappingFile)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{`mapUsers[0] (email "alice@example.com") matched`, "result: AUTHENTICATED", "cluster-admins"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, token) {
+		t.Fatal("verify printed the token")
+	}
+	if _, err := run(t, token, "verify", "--config", path, "--mapping", filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "--mapping") {
+		t.Errorf("missing --mapping file: err = %v", err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte(mappingManifest("- {issuer: https://other.example.com, email: alice@example.com, userName: x}\n")), 0o600)
+	_, err = run(t, token, "verify", "--config", path, "--mapping", bad)
+	for _, want := range []string{"the server would refuse this mapping", "mapUsers[0].issuer", "mapUsers[0].userName"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("invalid --mapping file: err = %v, want it to name %q", err, want)
+		}
+	}
+}
+
+// An undecided answer says what kube-apiserver does with it: no caching (it does not retry).
+func TestVerifyUndecidedWording(t *testing.T) {
+	is := issuertest.New(t)
+	is.SetDown(true)
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	cfg := "apiVersion: oidc-authenticator.io/v1alpha1\nkind: AuthenticatorConfiguration\njwt:\n- issuer:\n    url: " + is.URL +
+		"\n    audiences: [kubernetes]\n    certificateAuthority: |\n" + indentPEM(is.CAPEM) +
+		"  claimMappings:\n    username: {claim: email, prefix: \"\"}\n"
+	os.WriteFile(path, []byte(cfg), 0o600)
+	out, err := run(t, is.Token(t, nil), "verify", "--config", path, "--timeout", "500ms")
+	if err == nil || !strings.Contains(out, "result: UNDECIDED (kube-apiserver does not cache this answer") || strings.Contains(out, "retry") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+}
+
+// init is idempotent: run again with the same flags it rewrites nothing and says "kept" for
+// every file; a new --hostname re-issues the serving certificate (same key) and updates the
+// kubeconfig; a new --address only updates the kubeconfig.
+func TestInitIdempotent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	initWith := func(hostname, address string) string {
+		t.Helper()
+		out, err := run(t, "", "init", "--state-dir", dir, "--hostname", hostname, "--address", address)
+		if err != nil {
+			t.Fatalf("init: %v\n%s", err, out)
+		}
+		return out
+	}
+	files := []string{"ca.crt", "ca.key", "server.crt", "server.key", "apiserver-client.crt", "apiserver-client.key", "apiserver-webhook-kubeconfig.yaml"}
+	read := func() map[string]string {
+		m := map[string]string{}
+		for _, name := range files {
+			m[name] = string(must(os.ReadFile(filepath.Join(dir, name))))
+		}
+		return m
+	}
+	wantLines := func(out string, verb string, names ...string) {
+		t.Helper()
+		for _, name := range names {
+			if !strings.Contains(out, verb+strings.Repeat(" ", 10-len(verb))+filepath.Join(dir, name)) {
+				t.Errorf("output does not say %q for %s:\n%s", verb, name, out)
+			}
+		}
+	}
+
+	wantLines(initWith("127.0.0.1", "127.0.0.1:31000"), "created", files...)
+	first := read()
+	wantLines(initWith("127.0.0.1", "127.0.0.1:31000"), "kept", files...)
+	if again := read(); !maps.Equal(first, again) {
+		t.Fatal("a second init with the same flags changed files")
+	}
+
+	out := initWith("webhook.kube-system.example", "127.0.0.1:31000")
+	wantLines(out, "re-issued", "server.crt")
+	wantLines(out, "updated", "apiserver-webhook-kubeconfig.yaml")
+	wantLines(out, "kept", "ca.crt", "ca.key", "server.key", "apiserver-client.crt", "apiserver-client.key")
+	second := read()
+	if second["server.key"] != first["server.key"] || second["server.crt"] == first["server.crt"] {
+		t.Error("the serving certificate must be re-issued for the same key")
+	}
+	cfg := must(clientcmd.LoadFromFile(filepath.Join(dir, "apiserver-webhook-kubeconfig.yaml")))
+	if c := cfg.Clusters["oidc-authenticator"]; c == nil || c.Server != "https://webhook.kube-system.example:31000/authenticate" {
+		t.Fatalf("kubeconfig clusters %+v", cfg.Clusters)
+	}
+
+	out = initWith("webhook.kube-system.example", "127.0.0.1:32000")
+	wantLines(out, "updated", "apiserver-webhook-kubeconfig.yaml")
+	wantLines(out, "kept", "server.crt", "server.key")
+}
+
+// With --log-format json, what client-go logs through klog comes out as JSON lines of the
+// server's log, with its key-value pairs as fields.
+func TestKlogFollowsLogFormat(t *testing.T) {
+	var buf bytes.Buffer
+	lf := logFlags{format: "json"}
+	log, err := lf.logger(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routeKlog(log)
+	t.Cleanup(klog.ClearLogger)
+	klog.InfoS("watch of ConfigMap ended", "namespace", "kube-system")
+	klog.ErrorS(errors.New("connection refused"), "failed to list")
+	klog.Flush()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines:\n%s", len(lines), buf.String())
+	}
+	var info, failure map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &info); err != nil || info["msg"] != "watch of ConfigMap ended" || info["namespace"] != "kube-system" || info["level"] != "INFO" {
+		t.Errorf("info line %q: %v", lines[0], err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &failure); err != nil || failure["msg"] != "failed to list" || failure["level"] != "ERROR" || !strings.Contains(fmt.Sprint(failure["err"]), "connection refused") {
+		t.Errorf("error line %q: %v", lines[1], err)
+	}
+}
+
+// verify reads mapping.configMap with --kubeconfig, in a pod with its service account, else
+// with the user's default kubeconfig (named in a note); --mapping wins over all of them.
+func TestVerifyChoosesTheMapping(t *testing.T) {
+	withConfigMap := func() *config.Configuration {
+		return &config.Configuration{Mapping: config.Mapping{ConfigMap: "kube-system/oidc-auth"}}
+	}
+	local := filepath.Join(t.TempDir(), "oidc-auth.yaml")
+	os.WriteFile(local, []byte(mappingManifest("- {subject: a, username: x}\n")), 0o600)
+
+	cfg := withConfigMap()
+	use, note, err := chooseMapping(cfg, local, "/k", false, "/home/u/.kube/config")
+	if err != nil || use != "" || note != "" || cfg.Mapping.File != local || cfg.Mapping.ConfigMap != "" {
+		t.Errorf("--mapping: %q %q %v %+v", use, note, err, cfg.Mapping)
+	}
+	if use, _, err := chooseMapping(withConfigMap(), "", "/k", false, "/home/u/.kube/config"); err != nil || use != "/k" {
+		t.Errorf("--kubeconfig: %q %v", use, err)
+	}
+	if use, _, err := chooseMapping(withConfigMap(), "", "", true, "/home/u/.kube/config"); err != nil || use != "" {
+		t.Errorf("in a pod: %q %v", use, err)
+	}
+	use, note, err = chooseMapping(withConfigMap(), "", "", false, "/home/u/.kube/config")
+	if err != nil || use != "/home/u/.kube/config" || !strings.Contains(note, "with the kubeconfig /home/u/.kube/config") {
+		t.Errorf("default kubeconfig: %q %q %v", use, note, err)
+	}
+	if _, _, err := chooseMapping(withConfigMap(), "", "", false, ""); err == nil || !strings.Contains(err.Error(), "pass --kubeconfig FILE") {
+		t.Errorf("nothing: %v", err)
+	}
+	if use, _, err := chooseMapping(&config.Configuration{}, "", "", false, ""); err != nil || use != "" {
+		t.Errorf("no mapping source: %q %v", use, err)
+	}
+
+	dir := t.TempDir()
+	t.Setenv("HOME", dir)
+	t.Setenv("KUBECONFIG", "")
+	if got := defaultKubeconfig(); got != "" {
+		t.Errorf("no kubeconfig anywhere: %q", got)
+	}
+	os.MkdirAll(filepath.Join(dir, ".kube"), 0o700)
+	os.WriteFile(filepath.Join(dir, ".kube", "config"), []byte("apiVersion: v1\nkind: Config\n"), 0o600)
+	if got := defaultKubeconfig(); got != filepath.Join(dir, ".kube", "config") {
+		t.Errorf("~/.kube/config: %q", got)
+	}
+	other := filepath.Join(dir, "other")
+	os.WriteFile(other, []byte("apiVersion: v1\nkind: Config\n"), 0o600)
+	t.Setenv("KUBECONFIG", filepath.Join(dir, "missing")+string(filepath.ListSeparator)+other)
+	if got := defaultKubeconfig(); got != other {
+		t.Errorf("$KUBECONFIG: %q", got)
+	}
 }

@@ -27,13 +27,17 @@ func newMappingValidateCommand() *cobra.Command {
 		issuers    []string
 	)
 	cmd := &cobra.Command{
-		Use:   "validate (--config FILE | --issuer URL...) MANIFEST|-",
-		Short: "Check an identity mapping ConfigMap manifest offline, before kubectl apply",
-		Long: `validate checks a ConfigMap manifest (YAML or JSON, as kubectl apply takes it) with the
-same rules the server applies before it accepts a new version, and lists every problem with
-its key, entry index and field. Issuer fields are checked against the issuers of --config, or
-the --issuer URLs. Exit status: 0 valid, 1 invalid.`,
-		Args: cobra.ExactArgs(1),
+		Use:   "validate [--config FILE | --issuer URL...] MANIFEST|DIR|-...",
+		Short: "Check identity mapping ConfigMaps offline, before kubectl apply",
+		Long: `validate checks each ConfigMap manifest (YAML or JSON, as kubectl apply takes it), or
+each directory where the ConfigMap is mounted (one file per key, as kubelet mounts it), with
+the same rules the server applies before it accepts a new version, and lists every problem
+with its key, entry index and field.
+
+With --config (the server's configuration) or --issuer URLs, an entry's issuer field must
+also name one of those issuers; without them, that one check is left out and a note says so.
+Exit status: 0 when every one is valid, 1 otherwise.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if configFile != "" {
 				cfg, err := config.Load(configFile)
@@ -44,37 +48,66 @@ the --issuer URLs. Exit status: 0 valid, 1 invalid.`,
 					issuers = append(issuers, j.Issuer.URL)
 				}
 			}
-			if len(issuers) == 0 {
-				return errors.New("name the configured issuers: --config FILE (the server's configuration) or --issuer URL")
-			}
-			b, err := readManifest(cmd.InOrStdin(), args[0])
-			if err != nil {
-				return err
-			}
-			m, obj, err := mapping.ParseManifest(b, issuers)
-			name := args[0]
-			if obj.Name != "" {
-				name = "ConfigMap " + obj.String()
-			}
+			opts := mapping.ParseOptions{Issuers: issuers, AnyIssuer: configFile == "" && len(issuers) == 0}
 			out := cmd.OutOrStdout()
-			if err != nil {
-				var inv *mapping.InvalidError
-				if !errors.As(err, &inv) {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-				fmt.Fprintf(out, "%s is invalid; the server would refuse it and keep the mapping in force:\n", name)
-				for _, p := range inv.Problems {
-					fmt.Fprintf(out, "  %s\n", p)
-				}
-				return fmt.Errorf("%s: %d problems", name, len(inv.Problems))
+			if opts.AnyIssuer {
+				fmt.Fprintln(out, "note: issuer fields are not checked; pass --config FILE (the server's configuration) or --issuer URL to check them")
 			}
-			fmt.Fprintf(out, "%s is valid: %d %s entries, %d %s entries\n", name, len(m.Users), mapping.KeyUsers, len(m.Groups), mapping.KeyGroups)
+			failed := 0
+			for _, path := range args {
+				if err := validateMapping(cmd.InOrStdin(), out, path, opts); err != nil {
+					fmt.Fprintln(out, err)
+					failed++
+				}
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d mappings invalid", failed, len(args))
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "the server's configuration file, whose jwt[].issuer.url entries may name")
 	cmd.Flags().StringArrayVar(&issuers, "issuer", nil, "a configured issuer URL (repeatable), instead of --config")
 	return cmd
+}
+
+// validateMapping checks one manifest file, mounted directory or - (stdin) and prints the
+// outcome; the error says in one line why it is invalid.
+func validateMapping(stdin io.Reader, out io.Writer, path string, opts mapping.ParseOptions) error {
+	var (
+		in  mapping.Input
+		err error
+	)
+	if path == "-" {
+		var b []byte
+		if b, err = readManifest(stdin, path); err == nil {
+			in, err = mapping.DecodeManifest(b)
+		}
+	} else {
+		in, err = mapping.ReadPath(path)
+	}
+	name := path
+	if in.Object.Name != "" {
+		name = "ConfigMap " + in.Object.String() + " (" + path + ")"
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	opts.BinaryData = in.BinaryData
+	m, err := mapping.ParseWith(in.Data, opts)
+	if err != nil {
+		var inv *mapping.InvalidError
+		if !errors.As(err, &inv) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		fmt.Fprintf(out, "%s is invalid; the server would refuse it and keep the mapping in force:\n", name)
+		for _, p := range inv.Problems {
+			fmt.Fprintf(out, "  %s\n", p)
+		}
+		return fmt.Errorf("%s: %d problems", name, len(inv.Problems))
+	}
+	fmt.Fprintf(out, "%s is valid: %d %s entries, %d %s entries\n", name, len(m.Users), mapping.KeyUsers, len(m.Groups), mapping.KeyGroups)
+	return nil
 }
 
 // maxManifestBytes bounds what validate reads; a ConfigMap holds at most 1 MiB.

@@ -7,6 +7,7 @@ import (
 	"runtime"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 )
 
 // logFlags are the logging flags shared by the commands that log.
@@ -33,6 +34,13 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
 	}
+}
+
+// routeKlog sends the lines that client-go logs through klog (watch errors, throttling,
+// events) to log, so that they come out in the same format (--log-format json included)
+// and stream as the server's own. klog's logger is process-wide: only the server sets it.
+func routeKlog(log *slog.Logger) {
+	klog.SetSlogLogger(log)
 }
 
 func newRootCommand() *cobra.Command {

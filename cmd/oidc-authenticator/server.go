@@ -31,6 +31,7 @@ func newServerCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			routeKlog(log)
 			cfg, err := config.Load(configFile)
 			if err != nil {
 				return err

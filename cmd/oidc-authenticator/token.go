@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login"
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/execcredential"
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/tokencache"
+	"github.com/oidc-authenticator/oidc-authenticator/login"
+	"github.com/oidc-authenticator/oidc-authenticator/login/execcredential"
+	"github.com/oidc-authenticator/oidc-authenticator/login/tokencache"
 )
 
 // envPassword is read when --password is not given.

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/tokencache"
+	"github.com/oidc-authenticator/oidc-authenticator/login/tokencache"
 	"github.com/oidc-authenticator/oidc-authenticator/test/dex"
 )
 

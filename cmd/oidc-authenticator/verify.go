@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/oidc-authenticator/oidc-authenticator/mapping"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/service"
@@ -19,16 +22,22 @@ import (
 
 func newVerifyCommand() *cobra.Command {
 	var (
-		configFile string
-		kubeconfig string
-		timeout    time.Duration
+		configFile  string
+		kubeconfig  string
+		mappingPath string
+		timeout     time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "verify --config FILE [TOKEN|-]",
+		Use:   "verify --config FILE [--mapping FILE|DIR | --kubeconfig FILE] [TOKEN|-]",
 		Short: "Explain why a token is accepted or denied (reads the token from stdin when it is - or absent)",
 		Long: `verify runs one token through the same checks as the server and prints each check, the
 resulting Kubernetes user, or the precise reason for the denial. The token itself is never
-printed. Exit status: 0 accepted, 1 denied or undecided.`,
+printed. Exit status: 0 accepted, 1 denied or undecided.
+
+The identity mapping is read from the configuration's mapping source. --mapping uses a local
+copy instead (a ConfigMap manifest, or a directory where it is mounted), so that a token can
+be checked offline. mapping.configMap is otherwise read with --kubeconfig, in a pod with its
+service account, else with your default kubeconfig ($KUBECONFIG or ~/.kube/config).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := readToken(cmd.InOrStdin(), args)
@@ -39,7 +48,14 @@ printed. Exit status: 0 accepted, 1 denied or undecided.`,
 			if err != nil {
 				return err
 			}
-			svc, err := service.New(cfg, service.Options{Kubeconfig: kubeconfig})
+			useKubeconfig, note, err := chooseMapping(cfg, mappingPath, kubeconfig, os.Getenv("KUBERNETES_SERVICE_HOST") != "", defaultKubeconfig())
+			if err != nil {
+				return err
+			}
+			if note != "" {
+				fmt.Fprintln(cmd.OutOrStdout(), note)
+			}
+			svc, err := service.New(cfg, service.Options{Kubeconfig: useKubeconfig})
 			if err != nil {
 				return err
 			}
@@ -59,10 +75,65 @@ printed. Exit status: 0 accepted, 1 denied or undecided.`,
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (AuthenticatorConfiguration YAML)")
-	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for reading mapping.configMap (default: in-cluster)")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for reading mapping.configMap (default: in a pod its service account, else $KUBECONFIG or ~/.kube/config)")
+	cmd.Flags().StringVar(&mappingPath, "mapping", "", "a local copy of the identity mapping (ConfigMap manifest or mounted directory), used instead of the configuration's mapping source")
 	cmd.Flags().DurationVar(&timeout, "timeout", 20*time.Second, "how long to wait for the issuer's discovery and the identity mapping")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
+}
+
+// chooseMapping points cfg at the mapping verify reads and returns the kubeconfig to read a
+// ConfigMap with: the local copy at path when it is set; else the configuration's own source,
+// read with --kubeconfig, else in the pod, else with the user's default kubeconfig
+// (defaultKubeconfig, "" when there is none), which note names. A ConfigMap source with none
+// of these is refused up front, in one line saying what to pass.
+func chooseMapping(cfg *config.Configuration, path, kubeconfig string, inCluster bool, defaultKubeconfig string) (use, note string, err error) {
+	if path != "" {
+		// Checked here, so that a broken copy is reported as such rather than as a token the
+		// server could not decide for want of a mapping.
+		in, err := mapping.ReadPath(path)
+		if err != nil {
+			return "", "", fmt.Errorf("--mapping: %w", err)
+		}
+		issuers := make([]string, 0, len(cfg.JWT))
+		for _, j := range cfg.JWT {
+			issuers = append(issuers, j.Issuer.URL)
+		}
+		if _, err := mapping.ParseWith(in.Data, mapping.ParseOptions{Issuers: issuers, BinaryData: in.BinaryData}); err != nil {
+			return "", "", fmt.Errorf("--mapping %s: the server would refuse this mapping: %w", path, err)
+		}
+		cfg.Mapping.File, cfg.Mapping.ConfigMap = path, ""
+		return "", "", nil
+	}
+	if cfg.Mapping.ConfigMap == "" || kubeconfig != "" || inCluster {
+		return kubeconfig, "", nil
+	}
+	if defaultKubeconfig != "" {
+		return defaultKubeconfig, fmt.Sprintf("note: reading mapping.configMap %s with the kubeconfig %s (its current context); --mapping FILE uses a local copy instead", cfg.Mapping.ConfigMap, defaultKubeconfig), nil
+	}
+	return "", "", fmt.Errorf("mapping.configMap %s is read from the Kubernetes API: pass --kubeconfig FILE to read the live ConfigMap, or --mapping FILE for a local copy (a manifest or a mounted directory)", cfg.Mapping.ConfigMap)
+}
+
+// defaultKubeconfig returns the kubeconfig kubectl would use: the first file of $KUBECONFIG
+// that exists, else ~/.kube/config if it exists, else "".
+func defaultKubeconfig() string {
+	if env := os.Getenv("KUBECONFIG"); env != "" {
+		for _, p := range filepath.SplitList(env) {
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+				return p
+			}
+		}
+		return ""
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(home, ".kube", "config")
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		return p
+	}
+	return ""
 }
 
 func readToken(stdin io.Reader, args []string) (string, error) {
@@ -108,7 +179,7 @@ func explain(ctx context.Context, out io.Writer, svc *service.Service, raw strin
 		d := authn.AsDenial(err)
 		verdict := "DENIED"
 		if d.Retryable {
-			verdict = "UNDECIDED (kube-apiserver would retry, not cache)"
+			verdict = "UNDECIDED (kube-apiserver does not cache this answer: the token is reviewed again on its next request)"
 		}
 		fmt.Fprintf(out, "result: %s\n  reason: %s\n  detail: %v\n", verdict, d.Reason, d.Err)
 		return fmt.Errorf("token not accepted: %s", d.Reason)

@@ -61,6 +61,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"duplicate audience", r("audiences: [kubernetes]", "audiences: [a, a]\n    audienceMatchPolicy: MatchAny"), "jwt[0].issuer.audiences[1]: Duplicate"},
 		{"two audiences without MatchAny", r("audiences: [kubernetes]", "audiences: [a, b]"), "jwt[0].issuer.audienceMatchPolicy"},
 		{"unknown match policy", r("audiences: [kubernetes]", "audiences: [a]\n    audienceMatchPolicy: MatchAll"), "audienceMatchPolicy: Unsupported value"},
+		{"egress through the cluster", r("audiences: [kubernetes]", "audiences: [kubernetes]\n    egressSelectorType: cluster"), "jwt[0].issuer.egressSelectorType: Invalid value: \"cluster\": the webhook fetches discovery and keys directly from the control-plane node"},
+		{"unknown egress", r("audiences: [kubernetes]", "audiences: [kubernetes]\n    egressSelectorType: etcd"), "jwt[0].issuer.egressSelectorType: Unsupported value: \"etcd\": supported values: \"controlplane\""},
 		{"bad CA", r("audiences: [kubernetes]", "audiences: [kubernetes]\n    certificateAuthority: not-pem"), "jwt[0].issuer.certificateAuthority"},
 		{"username prefix missing", r(`username: {claim: email, prefix: ""}`, `username: {claim: email}`), "jwt[0].claimMappings.username.prefix: Required"},
 		{"username claim missing", r(`username: {claim: email, prefix: ""}`, `username: {prefix: ""}`), "jwt[0].claimMappings.username.claim: Required"},
@@ -99,5 +101,17 @@ func r(old, new string) func(string) string {
 			panic("test edit does not apply: " + old)
 		}
 		return strings.Replace(s, old, new, 1)
+	}
+}
+
+// Rule: an entry pasted from kube-apiserver with egressSelectorType: controlplane loads: the
+// webhook runs on the control plane and reaches the issuer directly.
+func TestEgressSelectorControlPlane(t *testing.T) {
+	cfg, err := config.Parse([]byte(strings.Replace(valid, "audiences: [kubernetes]", "audiences: [kubernetes]\n    egressSelectorType: controlplane", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.JWT[0].Issuer.EgressSelectorType; got != config.EgressSelectorControlPlane {
+		t.Errorf("egressSelectorType = %q", got)
 	}
 }

@@ -108,7 +108,19 @@ type Issuer struct {
 	Audiences []string `json:"audiences"`
 	// AudienceMatchPolicy is MatchAny; required when there is more than one audience.
 	AudienceMatchPolicy AudienceMatchPolicy `json:"audienceMatchPolicy,omitempty"`
+	// EgressSelectorType is accepted so that an entry pasted from kube-apiserver's
+	// AuthenticationConfiguration loads as it is. The webhook runs on the control plane and
+	// reaches the issuer directly, which is what "controlplane" means; "cluster" (through
+	// the konnectivity proxy) is refused, since the webhook has no egress selector.
+	EgressSelectorType EgressSelectorType `json:"egressSelectorType,omitempty"`
 }
+
+// EgressSelectorType is kube-apiserver's issuer.egressSelectorType.
+type EgressSelectorType string
+
+// EgressSelectorControlPlane is the only egress the webhook has: direct, from the control
+// plane.
+const EgressSelectorControlPlane EgressSelectorType = "controlplane"
 
 // AudienceMatchPolicy says how the token's aud is matched against Audiences.
 type AudienceMatchPolicy string

@@ -129,6 +129,13 @@ func validateIssuer(is Issuer, p *field.Path) field.ErrorList {
 		}
 		seenAud.Insert(a)
 	}
+	switch es := p.Child("egressSelectorType"); is.EgressSelectorType {
+	case "", EgressSelectorControlPlane:
+	case "cluster":
+		errs = append(errs, field.Invalid(es, is.EgressSelectorType, "the webhook fetches discovery and keys directly from the control-plane node it runs on and has no egress selector (konnectivity); use controlplane, or omit it"))
+	default:
+		errs = append(errs, field.NotSupported(es, is.EgressSelectorType, []string{string(EgressSelectorControlPlane)}))
+	}
 	mp := p.Child("audienceMatchPolicy")
 	switch {
 	case len(is.Audiences) > 1 && is.AudienceMatchPolicy != AudienceMatchPolicyMatchAny:

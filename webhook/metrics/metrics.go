@@ -32,6 +32,9 @@ type Metrics struct {
 	IssuerReadiness *prometheus.GaugeVec
 	// MappingReloads counts identity mapping reloads by result (success, rejected, deleted).
 	MappingReloads *prometheus.CounterVec
+	// DecisionLogSuppressed counts the decision log lines left out by the rate limit on
+	// refused tokens, by result (denied, undecided).
+	DecisionLogSuppressed *prometheus.CounterVec
 }
 
 // New registers the server's metrics, plus the Go runtime and process collectors, in a
@@ -74,8 +77,12 @@ func New() *Metrics {
 			Namespace: namespace, Name: "mapping_reload_total",
 			Help: "Identity mapping reloads by result (success, rejected, deleted).",
 		}, []string{"result"}),
+		DecisionLogSuppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "decision_log_suppressed_total",
+			Help: "Decision log lines of refused tokens left out by the log's rate limit, by result (denied, undecided).",
+		}, []string{"result"}),
 	}
-	r.MustRegister(m.Requests, m.Duration, m.CacheRequests, m.JWKSFetches, m.JWKSLastSuccess, m.DiscoveryFetches, m.IssuerReadiness, m.MappingReloads)
+	r.MustRegister(m.Requests, m.Duration, m.CacheRequests, m.JWKSFetches, m.JWKSLastSuccess, m.DiscoveryFetches, m.IssuerReadiness, m.MappingReloads, m.DecisionLogSuppressed)
 	return m
 }
 

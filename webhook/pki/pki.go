@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -79,12 +80,17 @@ type Options struct {
 	Hostnames []string
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// ReissueForHostnames re-issues an existing server certificate, for its
+	// existing key, when it lacks one of Hostnames (what `init` asks for);
+	// without it an existing server certificate is kept whatever it names.
+	ReissueForHostnames bool
 }
 
 // Result reports what Ensure did, for the `init` command to print.
 type Result struct {
-	Created []string // paths written this time
-	Kept    []string // paths that already existed and were left alone
+	Created  []string // paths written this time where no file was
+	Reissued []string // certificates replaced, for their existing keys
+	Kept     []string // paths that already existed and were left alone
 }
 
 // Ensure creates, in f.Dir (created with mode 0700 if missing), whatever is
@@ -102,8 +108,8 @@ type Result struct {
 // mode 0644. Every file is written atomically and only where no file exists.
 //
 // Existing keys are never overwritten. A certificate that exists together
-// with its key is kept as it is (its names are not updated: remove a
-// certificate to have it re-issued). A certificate whose file is missing
+// with its key is kept as it is; with opts.ReissueForHostnames, a server
+// certificate lacking one of opts.Hostnames is re-issued for its key. A certificate whose file is missing
 // while its key exists is issued anew for that key. A certificate whose key
 // is missing, a certificate that does not match its key, or a leaf
 // certificate that was not issued by the CA is an error naming the files,
@@ -145,6 +151,7 @@ func Ensure(f Files, opts Options) (Result, error) {
 		extKeyUsage: x509.ExtKeyUsageServerAuth,
 		dnsNames:    dnsNames,
 		ips:         ips,
+		reissue:     opts.ReissueForHostnames,
 	}
 	if err := p.leaf(server, ca, serverProfile, now()); err != nil {
 		return Result{}, err
@@ -164,10 +171,14 @@ func Ensure(f Files, opts Options) (Result, error) {
 	}
 	res := Result{Kept: p.kept}
 	for _, w := range p.writes {
-		if err := writeFileAtomic(w.path, w.data, w.mode, false); err != nil {
+		if err := writeFileAtomic(w.path, w.data, w.mode, w.replace); err != nil {
 			return res, err
 		}
-		res.Created = append(res.Created, w.path)
+		if w.replace {
+			res.Reissued = append(res.Reissued, w.path)
+		} else {
+			res.Created = append(res.Created, w.path)
+		}
 	}
 	return res, nil
 }
@@ -231,9 +242,10 @@ type plan struct {
 }
 
 type pendingWrite struct {
-	path string
-	data []byte
-	mode fs.FileMode
+	path    string
+	data    []byte
+	mode    fs.FileMode
+	replace bool // an existing file is replaced (a re-issued certificate)
 }
 
 // ca completes p with a CA: it keeps an existing one, issues a certificate
@@ -245,7 +257,7 @@ func (pl *plan) ca(p *pair, now time.Time) error {
 			return fmt.Errorf("generate CA key: %w", err)
 		}
 		p.key = key
-		pl.writes = append(pl.writes, pendingWrite{p.keyPath, keyPEM, keyMode})
+		pl.writes = append(pl.writes, pendingWrite{path: p.keyPath, data: keyPEM, mode: keyMode})
 	} else {
 		pl.kept = append(pl.kept, p.keyPath)
 	}
@@ -272,7 +284,7 @@ func (pl *plan) ca(p *pair, now time.Time) error {
 		return fmt.Errorf("create CA certificate: %w", err)
 	}
 	p.cert = cert
-	pl.writes = append(pl.writes, pendingWrite{p.certPath, certPEM, certMode})
+	pl.writes = append(pl.writes, pendingWrite{path: p.certPath, data: certPEM, mode: certMode})
 	return nil
 }
 
@@ -282,20 +294,41 @@ type leafProfile struct {
 	extKeyUsage x509.ExtKeyUsage
 	dnsNames    []string
 	ips         []net.IP
+	// reissue replaces an existing certificate that lacks one of dnsNames or ips.
+	reissue bool
+}
+
+// covers reports whether cert names every DNS name and IP address of prof.
+func (prof leafProfile) covers(cert *x509.Certificate) bool {
+	for _, name := range prof.dnsNames {
+		if !slices.Contains(cert.DNSNames, name) {
+			return false
+		}
+	}
+	for _, ip := range prof.ips {
+		if !slices.ContainsFunc(cert.IPAddresses, ip.Equal) {
+			return false
+		}
+	}
+	return true
 }
 
 // leaf completes p with a certificate and key issued by ca: it keeps an
 // existing pair if ca issued it, issues a certificate for an existing key,
 // or creates both.
 func (pl *plan) leaf(p, ca *pair, prof leafProfile, now time.Time) error {
+	replace := false
 	if p.cert != nil {
 		if err := p.cert.CheckSignatureFrom(ca.cert); err != nil {
 			return fmt.Errorf("%s certificate %s was not issued by the CA in %s: "+
 				"remove the certificate to have it re-issued for its existing key %s: %w",
 				p.what, p.certPath, ca.certPath, p.keyPath, err)
 		}
-		pl.kept = append(pl.kept, p.keyPath, p.certPath)
-		return nil
+		if !prof.reissue || prof.covers(p.cert) {
+			pl.kept = append(pl.kept, p.keyPath, p.certPath)
+			return nil
+		}
+		replace = true // re-issued below for the existing key, with the requested names
 	}
 
 	if now.After(ca.cert.NotAfter) {
@@ -309,7 +342,7 @@ func (pl *plan) leaf(p, ca *pair, prof leafProfile, now time.Time) error {
 			return fmt.Errorf("generate %s key: %w", p.what, err)
 		}
 		p.key = key
-		pl.writes = append(pl.writes, pendingWrite{p.keyPath, keyPEM, keyMode})
+		pl.writes = append(pl.writes, pendingWrite{path: p.keyPath, data: keyPEM, mode: keyMode})
 	} else {
 		pl.kept = append(pl.kept, p.keyPath)
 	}
@@ -338,7 +371,7 @@ func (pl *plan) leaf(p, ca *pair, prof leafProfile, now time.Time) error {
 		return fmt.Errorf("issue %s certificate %s: %w", p.what, p.certPath, err)
 	}
 	p.cert = cert
-	pl.writes = append(pl.writes, pendingWrite{p.certPath, certPEM, certMode})
+	pl.writes = append(pl.writes, pendingWrite{path: p.certPath, data: certPEM, mode: certMode, replace: replace})
 	return nil
 }
 

@@ -521,3 +521,92 @@ func TestWriteKubeconfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// Rule: with ReissueForHostnames, a server certificate that lacks a requested name is
+// re-issued for its existing key (nothing else changes); one that names everything asked for
+// is kept byte for byte; without the option it is kept whatever it names.
+func TestEnsureReissuesServerCertificateForNewHostname(t *testing.T) {
+	f := newState(t)
+	ensure(t, f, "webhook.example.com")
+	before := snapshot(t, f.Dir)
+
+	// Without the option (the server's own start-up): kept.
+	if res := ensure(t, f, "other.example.com"); len(res.Reissued) != 0 || len(res.Created) != 0 {
+		t.Fatalf("without ReissueForHostnames: %+v", res)
+	}
+
+	// Already named (and the defaults): kept, with the option too.
+	res, err := Ensure(f, Options{Hostnames: []string{"webhook.example.com", "127.0.0.1"}, Now: clock, ReissueForHostnames: true})
+	if err != nil || len(res.Reissued) != 0 || len(res.Created) != 0 || !sameSet(res.Kept, allFiles(f)) {
+		t.Fatalf("names already in the certificate: %+v, %v", res, err)
+	}
+
+	for _, host := range []string{"other.example.com", "10.0.0.7"} {
+		res, err = Ensure(f, Options{Hostnames: []string{host}, Now: clock, ReissueForHostnames: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.Reissued, []string{f.ServerCert()}) || len(res.Created) != 0 {
+			t.Fatalf("%s: Result = %+v, want only %s re-issued", host, res, f.ServerCert())
+		}
+		cert := readCert(t, f.ServerCert())
+		if err := cert.VerifyHostname(host); err != nil {
+			t.Errorf("re-issued certificate does not name %s: %v", host, err)
+		}
+		if err := cert.VerifyHostname("127.0.0.1"); err != nil {
+			t.Errorf("re-issued certificate lost 127.0.0.1: %v", err)
+		}
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: caPool(t, f), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, CurrentTime: fixedNow}); err != nil {
+			t.Errorf("re-issued certificate does not verify: %v", err)
+		}
+	}
+	after := snapshot(t, f.Dir)
+	for name, data := range before {
+		if changed := after[name] != data; changed != (name == filepath.Base(f.ServerCert())) {
+			t.Errorf("%s changed: %v", name, changed)
+		}
+	}
+}
+
+// Rule: EnsureKubeconfig writes the kubeconfig when it is missing, leaves it untouched when it
+// already says the same (same bytes, same modification time), and replaces it when the URL
+// or the certificates it embeds change.
+func TestEnsureKubeconfig(t *testing.T) {
+	f := newState(t)
+	ensure(t, f)
+	const url = "https://127.0.0.1:21362/authenticate"
+	step := func(serverURL string, want KubeconfigOutcome) {
+		t.Helper()
+		got, err := EnsureKubeconfig(f, serverURL)
+		if err != nil || got != want {
+			t.Fatalf("EnsureKubeconfig(%s) = %q, %v; want %q", serverURL, got, err, want)
+		}
+	}
+	step(url, KubeconfigCreated)
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(f.Kubeconfig(), old, old); err != nil {
+		t.Fatal(err)
+	}
+	step(url, KubeconfigKept)
+	if st, _ := os.Stat(f.Kubeconfig()); !st.ModTime().Equal(old) {
+		t.Errorf("a kept kubeconfig was rewritten (mtime %v)", st.ModTime())
+	}
+	step("https://127.0.0.1:31000/authenticate", KubeconfigUpdated)
+	step("https://127.0.0.1:31000/authenticate", KubeconfigKept)
+	if err := os.Chmod(f.Kubeconfig(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	step("https://127.0.0.1:31000/authenticate", KubeconfigUpdated)
+	if st, _ := os.Stat(f.Kubeconfig()); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v after the update, want 0600", st.Mode().Perm())
+	}
+	// A re-issued client certificate changes what the kubeconfig embeds.
+	if err := os.Remove(f.ClientCert()); err != nil {
+		t.Fatal(err)
+	}
+	ensure(t, f)
+	step("https://127.0.0.1:31000/authenticate", KubeconfigUpdated)
+	if _, err := EnsureKubeconfig(f, "http://127.0.0.1/authenticate"); err == nil {
+		t.Error("an http URL was accepted")
+	}
+}

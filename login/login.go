@@ -14,12 +14,12 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/authcode"
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/browser"
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/devicecode"
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/password"
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/provider"
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/tokencache"
+	"github.com/oidc-authenticator/oidc-authenticator/login/authcode"
+	"github.com/oidc-authenticator/oidc-authenticator/login/browser"
+	"github.com/oidc-authenticator/oidc-authenticator/login/devicecode"
+	"github.com/oidc-authenticator/oidc-authenticator/login/password"
+	"github.com/oidc-authenticator/oidc-authenticator/login/provider"
+	"github.com/oidc-authenticator/oidc-authenticator/login/tokencache"
 )
 
 // Grant types the user can choose (--grant-type).
@@ -53,10 +53,8 @@ type Token struct {
 	Expiry  time.Time
 }
 
-// grant is a login flow.
-type grant interface {
-	Login(ctx context.Context, p *provider.Provider) (*oauth2.Token, error)
-}
+// grant is a login flow, bound to the issuer.
+type grant func(ctx context.Context) (*oauth2.Token, error)
 
 // Login returns an id_token: the cached one while it is fresh, else one obtained with the
 // refresh token, else one from a new login.
@@ -131,7 +129,7 @@ func (o Options) renew(ctx context.Context, p *provider.Provider, refreshToken s
 	if err != nil {
 		return provider.IDToken{}, "", err
 	}
-	tok, err := g.Login(ctx, p)
+	tok, err := g(ctx)
 	if err != nil {
 		return provider.IDToken{}, "", err
 	}
@@ -157,17 +155,20 @@ func (o Options) grant(p *provider.Provider) (grant, error) {
 		if !p.Offers(provider.GrantPassword) {
 			return nil, p.Unoffered(provider.GrantPassword)
 		}
-		return password.Flow{Username: o.Username, Password: o.Password, Asker: o.Asker}, nil
+		f := password.Flow{Username: o.Username, Password: o.Password, Asker: o.Asker}
+		return func(ctx context.Context) (*oauth2.Token, error) { return f.Login(ctx, p) }, nil
 	case GrantAuthCode:
 		if !p.Offers(provider.GrantAuthCode) {
 			return nil, p.Unoffered(provider.GrantAuthCode)
 		}
-		return authcode.Flow{ListenAddress: o.ListenAddress, OpenBrowser: open, Messages: o.Messages}, nil
+		f := authcode.Flow{ListenAddress: o.ListenAddress, OpenBrowser: open, Messages: o.Messages}
+		return func(ctx context.Context) (*oauth2.Token, error) { return f.Login(ctx, p) }, nil
 	default: // GrantDeviceCode
 		if !p.Offers(provider.GrantDeviceCode) {
 			return nil, p.Unoffered(provider.GrantDeviceCode)
 		}
-		return devicecode.Flow{OpenBrowser: open, Messages: o.Messages}, nil
+		f := devicecode.Flow{OpenBrowser: open, Messages: o.Messages}
+		return func(ctx context.Context) (*oauth2.Token, error) { return f.Login(ctx, p) }, nil
 	}
 }
 

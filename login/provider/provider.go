@@ -177,6 +177,45 @@ func (p *Provider) Verify(ctx context.Context, tok *oauth2.Token, nonce string) 
 	return IDToken{Raw: raw, Expiry: idToken.Expiry}, nil
 }
 
+// PasswordCredentialsToken sends a username and password to the token endpoint (the
+// password flow's Client).
+func (p *Provider) PasswordCredentialsToken(ctx context.Context, username, password string) (*oauth2.Token, error) {
+	return p.OAuth2.PasswordCredentialsToken(p.Context(ctx), username, password)
+}
+
+// DeviceAuth asks the issuer for a device code (the device code flow's Client). A client
+// secret is sent too: RFC 8628 lets the client authenticate here, and some issuers (Dex)
+// compare the secret given here with the client's when the user approves.
+func (p *Provider) DeviceAuth(ctx context.Context) (*oauth2.DeviceAuthResponse, error) {
+	var secret []oauth2.AuthCodeOption
+	if p.OAuth2.ClientSecret != "" {
+		secret = append(secret, oauth2.SetAuthURLParam("client_secret", p.OAuth2.ClientSecret))
+	}
+	return p.OAuth2.DeviceAuth(p.Context(ctx), secret...)
+}
+
+// DeviceAccessToken polls the token endpoint until the user has approved the device code, it
+// expires or ctx ends (the device code flow's Client).
+func (p *Provider) DeviceAccessToken(ctx context.Context, auth *oauth2.DeviceAuthResponse) (*oauth2.Token, error) {
+	return p.OAuth2.DeviceAccessToken(p.Context(ctx), auth)
+}
+
+// AuthCodeURL is the authorization endpoint's URL for a login redirected to redirectURL (the
+// authorization code flow's Client).
+func (p *Provider) AuthCodeURL(redirectURL, state string, opts ...oauth2.AuthCodeOption) string {
+	cfg := p.OAuth2
+	cfg.RedirectURL = redirectURL
+	return cfg.AuthCodeURL(state, opts...)
+}
+
+// Exchange trades an authorization code, given to redirectURL, for tokens (the authorization
+// code flow's Client).
+func (p *Provider) Exchange(ctx context.Context, redirectURL, code string, opts ...oauth2.AuthCodeOption) (*oauth2.Token, error) {
+	cfg := p.OAuth2
+	cfg.RedirectURL = redirectURL
+	return cfg.Exchange(p.Context(ctx), code, opts...)
+}
+
 // Refresh uses a refresh token for new tokens.
 func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
 	tok, err := p.OAuth2.TokenSource(p.Context(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()

@@ -7,8 +7,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/provider"
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/tokencache"
+	"github.com/oidc-authenticator/oidc-authenticator/login/provider"
+	"github.com/oidc-authenticator/oidc-authenticator/login/tokencache"
 )
 
 // Refresh rule: a cached id_token is handed out while more than minLeft and more than

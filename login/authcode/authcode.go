@@ -19,11 +19,22 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/provider"
+	"github.com/oidc-authenticator/oidc-authenticator/login/provider"
 )
 
 // callbackPath is the path of the redirect URI on the loopback server.
 const callbackPath = "/callback"
+
+// Client is what the authorization code flow needs of the issuer; *provider.Provider is one.
+type Client interface {
+	IssuerURL() string
+	// AuthCodeURL is the URL where the user logs in, redirected to redirectURL afterwards.
+	AuthCodeURL(redirectURL, state string, opts ...oauth2.AuthCodeOption) string
+	// Exchange trades the code given to redirectURL for tokens.
+	Exchange(ctx context.Context, redirectURL, code string, opts ...oauth2.AuthCodeOption) (*oauth2.Token, error)
+	// Verify checks the id_token in tok, with this login's nonce.
+	Verify(ctx context.Context, tok *oauth2.Token, nonce string) (provider.IDToken, error)
+}
 
 // Flow is an authorization code login.
 type Flow struct {
@@ -46,7 +57,7 @@ type callback struct {
 }
 
 // Login runs the loopback server, has the user log in in a browser and exchanges the code.
-func (f Flow) Login(ctx context.Context, p *provider.Provider) (*oauth2.Token, error) {
+func (f Flow) Login(ctx context.Context, p Client) (*oauth2.Token, error) {
 	host, _, err := net.SplitHostPort(f.ListenAddress)
 	if err != nil {
 		return nil, fmt.Errorf("--listen-address %q: want host:port: %w", f.ListenAddress, err)
@@ -57,8 +68,7 @@ func (f Flow) Login(ctx context.Context, p *provider.Provider) (*oauth2.Token, e
 		return nil, fmt.Errorf("cannot listen on %s for the login redirect (%w): pass --listen-address with a free host:port registered as redirect URI at the issuer", f.ListenAddress, err)
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	cfg := p.OAuth2
-	cfg.RedirectURL = (&url.URL{Scheme: "http", Host: net.JoinHostPort(host, port), Path: callbackPath}).String()
+	redirectURL := (&url.URL{Scheme: "http", Host: net.JoinHostPort(host, port), Path: callbackPath}).String()
 
 	state, nonce, verifier := rand.Text(), rand.Text(), oauth2.GenerateVerifier()
 	callbacks, finished := make(chan callback), make(chan struct{})
@@ -71,7 +81,7 @@ func (f Flow) Login(ctx context.Context, p *provider.Provider) (*oauth2.Token, e
 		_ = server.Shutdown(shutdownCtx)
 	}()
 
-	authURL := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
+	authURL := p.AuthCodeURL(redirectURL, state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
 	fmt.Fprintf(f.Messages, "Log in at %s in a browser:\n  %s\n", p.IssuerURL(), authURL)
 	if f.OpenBrowser != nil {
 		if err := f.OpenBrowser(authURL); err != nil {
@@ -85,17 +95,17 @@ func (f Flow) Login(ctx context.Context, p *provider.Provider) (*oauth2.Token, e
 		return nil, fmt.Errorf("no login in the browser: %w", ctx.Err())
 	case cb = <-callbacks:
 	}
-	tok, err := exchange(ctx, p, cfg, cb, verifier, nonce)
+	tok, err := exchange(ctx, p, redirectURL, cb, verifier, nonce)
 	cb.done <- err // the browser shows the outcome
 	return tok, err
 }
 
 // exchange trades the code the redirect brought for tokens and checks the id_token.
-func exchange(ctx context.Context, p *provider.Provider, cfg oauth2.Config, cb callback, verifier, nonce string) (*oauth2.Token, error) {
+func exchange(ctx context.Context, p Client, redirectURL string, cb callback, verifier, nonce string) (*oauth2.Token, error) {
 	if cb.err != nil {
 		return nil, cb.err
 	}
-	tok, err := cfg.Exchange(p.Context(ctx), cb.code, oauth2.VerifierOption(verifier))
+	tok, err := p.Exchange(ctx, redirectURL, cb.code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		return nil, fmt.Errorf("the issuer refused the authorization code: %w", provider.Explain(p.IssuerURL(), err))
 	}

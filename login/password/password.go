@@ -9,8 +9,14 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/provider"
+	"github.com/oidc-authenticator/oidc-authenticator/login/provider"
 )
+
+// Client is what the password flow needs of the issuer; *provider.Provider is one.
+type Client interface {
+	IssuerURL() string
+	PasswordCredentialsToken(ctx context.Context, username, password string) (*oauth2.Token, error)
+}
 
 // Asker asks the person at the terminal; it fails when there is no terminal.
 type Asker interface {
@@ -26,7 +32,7 @@ type Flow struct {
 }
 
 // Login sends the username and password to the issuer.
-func (f Flow) Login(ctx context.Context, p *provider.Provider) (*oauth2.Token, error) {
+func (f Flow) Login(ctx context.Context, p Client) (*oauth2.Token, error) {
 	username, password := f.Username, f.Password
 	if username == "" {
 		if username = f.ask("Username: ", false); username == "" {
@@ -38,7 +44,7 @@ func (f Flow) Login(ctx context.Context, p *provider.Provider) (*oauth2.Token, e
 			return nil, fmt.Errorf("no password for %s: pass --password, set OIDC_PASSWORD, or run on a terminal to be asked", username)
 		}
 	}
-	tok, err := p.OAuth2.PasswordCredentialsToken(p.Context(ctx), username, password)
+	tok, err := p.PasswordCredentialsToken(ctx, username, password)
 	if err != nil {
 		err = provider.Explain(p.IssuerURL(), err)
 		var refused *provider.OAuthError

@@ -12,8 +12,15 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/oidc-authenticator/oidc-authenticator/cmd/oidc-authenticator/login/provider"
+	"github.com/oidc-authenticator/oidc-authenticator/login/provider"
 )
+
+// Client is what the device code flow needs of the issuer; *provider.Provider is one.
+type Client interface {
+	IssuerURL() string
+	DeviceAuth(ctx context.Context) (*oauth2.DeviceAuthResponse, error)
+	DeviceAccessToken(ctx context.Context, auth *oauth2.DeviceAuthResponse) (*oauth2.Token, error)
+}
 
 // Flow is a device code login.
 type Flow struct {
@@ -24,14 +31,8 @@ type Flow struct {
 }
 
 // Login asks the issuer for a device code, tells the user where to enter it and waits.
-func (f Flow) Login(ctx context.Context, p *provider.Provider) (*oauth2.Token, error) {
-	var secret []oauth2.AuthCodeOption
-	if p.OAuth2.ClientSecret != "" {
-		// RFC 8628 lets the client authenticate here; some issuers (Dex) compare the secret given
-		// here with the client's when the user approves.
-		secret = append(secret, oauth2.SetAuthURLParam("client_secret", p.OAuth2.ClientSecret))
-	}
-	auth, err := p.OAuth2.DeviceAuth(p.Context(ctx), secret...)
+func (f Flow) Login(ctx context.Context, p Client) (*oauth2.Token, error) {
+	auth, err := p.DeviceAuth(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("the issuer refused a device code: %w", provider.Explain(p.IssuerURL(), err))
 	}
@@ -48,7 +49,7 @@ func (f Flow) Login(ctx context.Context, p *provider.Provider) (*oauth2.Token, e
 	if f.OpenBrowser != nil {
 		_ = f.OpenBrowser(open) // the instructions above stand whether it opens or not
 	}
-	tok, err := p.OAuth2.DeviceAccessToken(p.Context(ctx), auth)
+	tok, err := p.DeviceAccessToken(ctx, auth)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("no login in the browser: %w", ctx.Err())
