@@ -40,12 +40,18 @@ var docsNotRun = []struct{ pattern, reason string }{
 	{`^yaml apiServer:`, "kubeadm's ClusterConfiguration"},
 	{`^yaml issuer: https://dex\.example\.com/dex`, "Dex's own configuration; test/dex starts a real Dex with the same settings"},
 	{`^yaml users:`, "an excerpt of the kubeconfig that `kubeconfig` writes (checked by TestKubeconfig*)"},
+	{`^minikube `, "starts a minikube cluster"},
+	{`^aws eks `, "a managed control plane's (EKS) own OIDC setting"},
+	{`^yaml # kustomization\.yaml of your overlay`, "a kustomize overlay of the manifests; test/e2e's node test applies one with kubectl"},
+	{`^yaml patches:`, "a kustomize overlay's patch of the manifests, for minikube"},
+	{`^yaml kube-apiserver-arg:`, "k3s's and RKE2's own configuration"},
+	{`^yaml kind: Cluster`, "kind's own configuration"},
 	{`^json \{"kind":"ExecCredential"`, "the plugin's output, shown as an example (TestToken* check it)"},
 }
 
 // docsRun are the programs whose documented command lines the test runs in its sandbox: this
-// one, and cp (a reader's copy of a shipped file before editing it).
-var docsRun = []string{"oidc-authenticator", "/usr/local/bin/oidc-authenticator", "cp"}
+// one, cp (a reader's copy of a shipped file before editing it) and mkdir.
+var docsRun = []string{"oidc-authenticator", "/usr/local/bin/oidc-authenticator", "cp", "mkdir"}
 
 // docCommand is a command line found in the documentation.
 type docCommand struct {
@@ -218,7 +224,7 @@ func newDocSandbox(t *testing.T) (*docSandbox, *issuertest.Issuer) {
 		"mapping-example.yaml":               mappingExample,
 		"oidc-auth.yaml":                     mappingExample,
 		"token.txt":                          []byte(is.Token(t, nil) + "\n"),
-		"kubeconfig": []byte("apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster: {server: 'https://127.0.0.1:6443'}\n" +
+		"kubeconfig": []byte("apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster: {server: 'https://127.0.0.1:6443'}\n- name: CLUSTER\n  cluster: {server: 'https://127.0.0.1:6443'}\n" +
 			"contexts:\n- name: admin\n  context: {cluster: kubernetes, user: admin}\ncurrent-context: admin\nusers:\n- name: admin\n  user: {token: x}\n"),
 	} {
 		if err := os.WriteFile(filepath.Join(sb.dir, name), content, 0o600); err != nil {
