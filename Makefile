@@ -34,7 +34,7 @@ lint:
 	$(GO) vet ./...
 	cd test/reference && $(GO) vet ./...
 	cd test/bench && $(GO) vet ./...
-	cd tools/image && $(GO) vet ./...
+	cd test/tools/image && $(GO) vet ./...
 
 ## test: every test that needs no Kubernetes cluster (unit tests and integration tests against a real Dex),
 ## then the comparison with kube-apiserver's own JWT authenticator (test/reference, its own module)
@@ -81,7 +81,7 @@ clean:
 	rm -rf $(BIN)
 
 # ---------------------------------------------------------------------------------------------
-# Images, releases and the real node (issue 14). No Docker daemon and no registry: tools/image
+# Images, releases and the real node (issue 14). No Docker daemon and no registry: test/tools/image
 # (a module of its own, on go-containerregistry) packs the static binary into an image tarball.
 
 IMAGE_REPO ?= ghcr.io/oidc-authenticator/oidc-authenticator
@@ -96,7 +96,7 @@ RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/arm64 windows/amd64
 .PHONY: image pause-image image-tool release node-tools node-packages e2e-node
 
 image-tool:
-	cd tools/image && $(GO) build -o $(CURDIR)/$(IMAGE_TOOL) .
+	cd test/tools/image && $(GO) build -o $(CURDIR)/$(IMAGE_TOOL) .
 
 ## image: the container image as a tarball (docker load / ctr images import / kind load image-archive);
 ## the binary is built exactly as `make build` builds it, for linux/$(ARCH)
@@ -108,7 +108,7 @@ image: image-tool
 
 ## pause-image: the pod sandbox image of the e2e node (localhost/pause:3.10), so that it needs no registry
 pause-image: image-tool
-	cd tools/image && GOOS=linux GOARCH=$(ARCH) CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(CURDIR)/$(BIN)/linux-$(ARCH)/pause ./pause
+	cd test/tools/image && GOOS=linux GOARCH=$(ARCH) CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(CURDIR)/$(BIN)/linux-$(ARCH)/pause ./pause
 	@$(IMAGE_TOOL) -binary $(BIN)/linux-$(ARCH)/pause -path /pause -platform linux/$(ARCH) -ref localhost/pause:3.10 \
 	  -user 65535:65535 -ca-certificates '' -expose '' -version 3.10 -revision $(REVISION) -created $(BUILD_DATE) -o $(PAUSE_TAR)
 

@@ -1,4 +1,4 @@
-module github.com/oidc-authenticator/oidc-authenticator/tools/image
+module github.com/oidc-authenticator/oidc-authenticator/test/tools/image
 
 go 1.26.8
 

@@ -112,7 +112,7 @@ func run(o options, stdout io.Writer) error {
 		Layer: layer,
 		History: v1.History{
 			Created:   v1.Time{Time: created},
-			CreatedBy: "tools/image: " + path.Base(o.target) + " " + o.version,
+			CreatedBy: "oidc-authenticator image: " + path.Base(o.target) + " " + o.version,
 			Comment:   "static binary, passwd/group, CA certificates",
 		},
 	})
