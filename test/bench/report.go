@@ -94,8 +94,8 @@ func printReport(o options, report []workloadReport) {
 		fmt.Printf("- %s: %s %.2f × %s (target ≥ %.2f) %s\n", workload, what, got, against, want, verdict(got >= want))
 	}
 	ratio("cache hit", "oidc-authenticator", "ceiling", 0.90, "req/s")
-	ratio("cold RS256", "oidc-authenticator", "peer", 1.4, "req/s")
-	ratio("cold ES256", "oidc-authenticator", "peer", 1.4, "req/s")
+	ratio("cold RS256", "oidc-authenticator", "peer", 1.25, "req/s")
+	ratio("cold ES256", "oidc-authenticator", "peer", 1.25, "req/s")
 	ratio("garbage", "oidc-authenticator", "ceiling", 0.90, "req/s")
 	if r, ok := byName["unknown kid"]; ok {
 		ours, _ := r.get("oidc-authenticator")
