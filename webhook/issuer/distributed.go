@@ -179,7 +179,9 @@ func (i *Issuer) getClaimJWT(ctx context.Context, s claimSource) (string, error)
 	if s.AccessToken != "" {
 		req.Header.Set("Authorization", "Bearer "+s.AccessToken)
 	}
-	resp, err := i.client.Do(req)
+	client := *i.client
+	client.CheckRedirect = httpsRedirectsOnly
+	resp, err := client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("request to %s: %w", s.Endpoint, err)
 	}
@@ -195,6 +197,17 @@ func (i *Issuer) getClaimJWT(ctx context.Context, s claimSource) (string, error)
 		return "", errors.New(s.Endpoint + " answered more than 256 KiB")
 	}
 	return string(body), nil
+}
+
+// httpsRedirectsOnly follows at most 10 redirects, each to an https URL.
+func httpsRedirectsOnly(req *http.Request, via []*http.Request) error {
+	if req.URL.Scheme != "https" {
+		return fmt.Errorf("redirected to %s, which is not an https URL; only https sources are followed", req.URL.Redacted())
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
 }
 
 func newDistributedCache() *gocache.Cache { return gocache.New(maxDistributedTTL, time.Minute) }

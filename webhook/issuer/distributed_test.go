@@ -3,6 +3,7 @@ package issuer_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +82,7 @@ func TestDistributedClaims(t *testing.T) {
 		status    int
 		endpoint  string // default: the served path
 		retryable bool
+		wantMsg   string // in the denial, when set
 	}{
 		{name: "an expired JWT", body: sourceJWT(map[string]any{"exp": time.Now().Add(-time.Minute).Unix()})},
 		{name: "a JWT for another audience", body: sourceJWT(map[string]any{"aud": "someone-else"})},
@@ -90,6 +92,7 @@ func TestDistributedClaims(t *testing.T) {
 		{name: "a JWT signed by no published key", body: sourceJWT(nil)[:len(sourceJWT(nil))-4] + "AAAA"},
 		{name: "a source that fails (undecided: it may be back soon)", body: "oops", status: 500, retryable: true},
 		{name: "a plain-HTTP endpoint, never followed", endpoint: "http://127.0.0.1:1/claims"},
+		{name: "a redirect to plain HTTP, never followed (undecided, as a failing source)", body: "http://127.0.0.1:1/claims", status: 302, retryable: true, wantMsg: "not an https URL"},
 	}
 	for n, tc := range denials {
 		t.Run("denied: "+tc.name, func(t *testing.T) {
@@ -103,6 +106,9 @@ func TestDistributedClaims(t *testing.T) {
 			var d *authn.Denial
 			if !errors.As(err, &d) || d.Reason != authn.ReasonInvalidClaims || d.Retryable != tc.retryable {
 				t.Fatalf("want a denial %q (retryable %v), got %v", authn.ReasonInvalidClaims, tc.retryable, err)
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("the denial %q does not say %q", err, tc.wantMsg)
 			}
 			if tc.endpoint != "" && ti.SourceState(path).Hits != 0 {
 				t.Fatal("the source was fetched")

@@ -82,6 +82,10 @@ func (i *Issuer) serve(w http.ResponseWriter, r *http.Request) {
 		src.Auth, src.Hits = r.Header.Get("Authorization"), src.Hits+1
 		status, body := src.Status, src.Body
 		i.mu.Unlock()
+		if status >= 300 && status < 400 {
+			http.Redirect(w, r, body, status) // a redirect's body is where it leads
+			return
+		}
 		if status != 0 {
 			w.WriteHeader(status)
 		}
@@ -160,7 +164,8 @@ func (i *Issuer) ReplaceKey(t testing.TB, kid, alg string) {
 }
 
 // ServeSource serves a distributed claim source at path (answering body with status, 0 for
-// 200) and returns it, to read what it was sent; its URL is i.URL+path.
+// 200; for a 3xx status, body is where it redirects) and returns it, to read what it was sent;
+// its URL is i.URL+path.
 func (i *Issuer) ServeSource(path, body string, status int) *Source {
 	i.mu.Lock()
 	defer i.mu.Unlock()
