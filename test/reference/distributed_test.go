@@ -36,18 +36,7 @@ func TestGoogleIssuerLikeKubeAPIServer(t *testing.T) {
 // kube-apiserver, and every way the source can be wrong denies the token in both.
 func TestDistributedClaimsLikeKubeAPIServer(t *testing.T) {
 	ti := issuertest.New(t)
-	sourceJWT := func(overrides map[string]any) string {
-		c := map[string]any{"iss": ti.URL, "aud": "kubernetes", "sub": "alice-sub",
-			"exp": time.Now().Add(time.Hour).Unix(), "groups": []any{"g1", "g2"}}
-		for k, v := range overrides {
-			if v == nil {
-				delete(c, k)
-			} else {
-				c[k] = v
-			}
-		}
-		return ti.Sign(t, issuertest.DefaultKeyID, "RS256", c)
-	}
+	sourceJWT := func(overrides map[string]any) string { return ti.SourceJWT(t, overrides) }
 	tests := []struct {
 		name   string
 		body   string

@@ -28,18 +28,7 @@ func distributedToken(t *testing.T, ti *issuertest.Issuer, claim, endpoint strin
 func TestDistributedClaims(t *testing.T) {
 	ti := issuertest.New(t)
 	is := start(t, ti.Config(), issuer.Options{KeyRefreshInterval: time.Hour})
-	sourceJWT := func(overrides map[string]any) string {
-		c := map[string]any{"iss": ti.URL, "aud": "kubernetes", "sub": "alice-sub",
-			"exp": time.Now().Add(time.Hour).Unix(), "groups": []any{"g1", "g2"}, "email": "alice@example.com"}
-		for k, v := range overrides {
-			if v == nil {
-				delete(c, k)
-			} else {
-				c[k] = v
-			}
-		}
-		return ti.Sign(t, issuertest.DefaultKeyID, "RS256", c)
-	}
+	sourceJWT := func(overrides map[string]any) string { return ti.SourceJWT(t, overrides) }
 
 	t.Run("groups resolved from the source, with its access token, and remembered", func(t *testing.T) {
 		ti.ServeSource("/claims/ok", sourceJWT(nil), 0)

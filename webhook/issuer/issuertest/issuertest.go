@@ -174,6 +174,23 @@ func (i *Issuer) ServeSource(path, body string, status int) *Source {
 	return s
 }
 
+// SourceJWT is what a distributed claim source of this issuer answers for alice: a JWT with
+// groups g1 and g2 and her email, valid for an hour, with overrides applied (nil removes a
+// claim).
+func (i *Issuer) SourceJWT(t testing.TB, overrides map[string]any) string {
+	t.Helper()
+	c := map[string]any{"iss": i.URL, "aud": "kubernetes", "sub": "alice-sub",
+		"exp": time.Now().Add(time.Hour).Unix(), "groups": []any{"g1", "g2"}, "email": "alice@example.com"}
+	for k, v := range overrides {
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+	}
+	return i.Sign(t, DefaultKeyID, "RS256", c)
+}
+
 // SourceState returns a copy of the source at path, read under the issuer's lock.
 func (i *Issuer) SourceState(path string) Source {
 	i.mu.Lock()
