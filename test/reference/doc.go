@@ -2,5 +2,5 @@
 // (k8s.io/apiserver/plugin/pkg/authenticator/token/oidc): for a table of jwt[] entries and
 // tokens, both must give the same user or both deny, except where a documented, deliberate
 // difference says how ours follows from the apiserver's answer. It is a module of its own so
-// that the webhook links no more of k8s.io/apiserver than its CEL cost estimator.
+// that the webhook links only k8s.io/apiserver's CEL library, for its cost estimator.
 package reference
