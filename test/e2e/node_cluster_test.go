@@ -327,25 +327,10 @@ func startControllers(nb nodeBins, dir string, cp *controlPlane, procs *[]*proc)
 
 // apiserverPID finds the static pod's kube-apiserver process on the node.
 func (cp *controlPlane) apiserverPID() (int, error) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	var found []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if strings.HasPrefix(string(cmdline), "kube-apiserver\x00") && strings.Contains(string(cmdline), "\x00--secure-port="+strconv.Itoa(cp.port)+"\x00") {
-			found = append(found, pid)
-		}
-	}
-	if len(found) != 1 {
-		return 0, fmt.Errorf("%d kube-apiserver processes found (%v)", len(found), found)
-	}
-	return found[0], nil
+	port := "\x00--secure-port=" + strconv.Itoa(cp.port) + "\x00"
+	return findProcess("kube-apiserver processes", func(cmdline string) bool {
+		return strings.HasPrefix(cmdline, "kube-apiserver\x00") && strings.Contains(cmdline, port)
+	})
 }
 
 // containerdConfig is the configuration ../shared recipes measured on this kind of machine:

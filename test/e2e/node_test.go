@@ -520,6 +520,14 @@ func (n *node) aliceLogsIn(timeout time.Duration, wantGroups ...string) {
 // serverProcess finds the pod's server process on the node by its command line.
 func serverProcess() (int, error) {
 	want := "server\x00--config=/etc/oidc-authenticator/config.yaml\x00"
+	return findProcess("server processes of the pod", func(cmdline string) bool {
+		return strings.HasPrefix(cmdline, "/usr/local/bin/oidc-authenticator\x00") && strings.Contains(cmdline, want)
+	})
+}
+
+// findProcess returns the one process on the node whose command line (NUL-separated, as in
+// /proc/PID/cmdline) matches; what names the processes for the error.
+func findProcess(what string, match func(cmdline string) bool) (int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, err
@@ -531,12 +539,12 @@ func serverProcess() (int, error) {
 			continue
 		}
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if strings.HasPrefix(string(cmdline), "/usr/local/bin/oidc-authenticator\x00") && strings.Contains(string(cmdline), want) {
+		if match(string(cmdline)) {
 			found = append(found, pid)
 		}
 	}
 	if len(found) != 1 {
-		return 0, fmt.Errorf("%d server processes of the pod found (%v)", len(found), found)
+		return 0, fmt.Errorf("%d %s found (%v)", len(found), what, found)
 	}
 	return found[0], nil
 }
