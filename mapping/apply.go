@@ -100,7 +100,7 @@ func (m *Mapping) matchGroups(ctx context.Context, id *authn.Identity, cel *cond
 	var out []int
 	for _, g := range id.Groups {
 		for _, i := range m.byGroup[g] {
-			if iss := m.Groups[i].Issuer; (iss == "" || iss == id.Issuer) && !slices.Contains(out, i) {
+			if iss := m.Groups[i].Issuer; iss == "" || iss == id.Issuer {
 				out = append(out, i)
 			}
 		}
@@ -110,8 +110,10 @@ func (m *Mapping) matchGroups(ctx context.Context, id *authn.Identity, cel *cond
 			out = append(out, x.entry)
 		}
 	}
+	// A token naming a group twice matches its entries once: sorting, then dropping repeats,
+	// costs n log n where a search before each append cost n².
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // conditions evaluates the entries' expressions for one token: one claims variable and one

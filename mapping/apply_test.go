@@ -204,6 +204,17 @@ func TestApply(t *testing.T) {
 			wantGroupIdx: []int{0, 1},
 		},
 		{
+			rule:   "a group the token names twice matches its entry once",
+			groups: "- group: developers\n  groups: [g-dev]\n",
+			id: identity(func(id *authn.Identity) {
+				id.Groups = []string{"developers", "everyone", "developers"}
+			}),
+			wantName:     "dex:alice@example.com",
+			wantGroups:   []string{"dex:developers", "dex:everyone", "g-dev"},
+			wantUser:     -1,
+			wantGroupIdx: []int{0},
+		},
+		{
 			rule:       "an admin-written entry may grant system:masters",
 			users:      "- email: alice@example.com\n  username: alice\n  groups: [system:masters]\n",
 			id:         identity(),
