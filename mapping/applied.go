@@ -53,25 +53,14 @@ func (a *Applied) Entries() AppliedEntries {
 	}
 	var out AppliedEntries
 	if i := a.match.User; i >= 0 && i < len(a.m.Users) {
-		e := a.m.Users[i]
-		by, v := "subject", e.Subject
-		switch {
-		case e.Email != "":
-			by, v = "email", e.Email
-		case e.Expression != "":
-			by, v = "expression", e.Expression
-		}
+		by, v := a.m.Users[i].matchedBy()
 		out = append(out, AppliedEntry{Key: KeyUsers, Index: i, By: by, Value: v})
 	}
 	for _, i := range a.match.Groups {
 		if i < 0 || i >= len(a.m.Groups) {
 			continue
 		}
-		e := a.m.Groups[i]
-		by, v := "group", e.Group
-		if e.Expression != "" {
-			by, v = "expression", e.Expression
-		}
+		by, v := a.m.Groups[i].matchedBy()
 		out = append(out, AppliedEntry{Key: KeyGroups, Index: i, By: by, Value: v})
 	}
 	return out

@@ -100,27 +100,35 @@ func (m Match) Matched() bool { return m.User >= 0 || len(m.Groups) > 0 }
 // Empty reports whether the mapping has no entries.
 func (m *Mapping) Empty() bool { return m == nil || len(m.Users) == 0 && len(m.Groups) == 0 }
 
+// matchedBy says what the entry matches tokens by: subject, email or expression, and its value.
+func (e UserEntry) matchedBy() (by, value string) {
+	switch {
+	case e.Email != "":
+		return "email", e.Email
+	case e.Expression != "":
+		return "expression", e.Expression
+	}
+	return "subject", e.Subject
+}
+
+// matchedBy says what the entry matches tokens by: group or expression, and its value.
+func (e GroupEntry) matchedBy() (by, value string) {
+	if e.Expression != "" {
+		return "expression", e.Expression
+	}
+	return "group", e.Group
+}
+
 // DescribeMatch names the entries of m that match reports, e.g.
 // `mapUsers[0] (email "alice@example.com"), mapGroups[1] (group "developers")`.
 func (m *Mapping) DescribeMatch(match Match) string {
 	var parts []string
 	if match.User >= 0 {
-		e := m.Users[match.User]
-		by, v := "subject", e.Subject
-		switch {
-		case e.Email != "":
-			by, v = "email", e.Email
-		case e.Expression != "":
-			by, v = "expression", e.Expression
-		}
+		by, v := m.Users[match.User].matchedBy()
 		parts = append(parts, fmt.Sprintf("%s[%d] (%s %q)", KeyUsers, match.User, by, v))
 	}
 	for _, i := range match.Groups {
-		e := m.Groups[i]
-		by, v := "group", e.Group
-		if e.Expression != "" {
-			by, v = "expression", e.Expression
-		}
+		by, v := m.Groups[i].matchedBy()
 		parts = append(parts, fmt.Sprintf("%s[%d] (%s %q)", KeyGroups, i, by, v))
 	}
 	desc := "no entry matches"

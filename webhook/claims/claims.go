@@ -112,15 +112,21 @@ func (m *Mapper) validate(ctx context.Context, t *token) error {
 		return nil
 	}
 	for _, r := range m.cfg.Expressions.ClaimValidationRules {
-		p := r.Program
-		ok, err := p.Bool(ctx, t.vars, &t.budget)
-		if err != nil {
-			return authn.Record(ctx, "claim rule", "", authn.Deny(authn.ReasonClaimRule, "%s: %w", p.Field(), err))
+		if err := rule(ctx, "claim rule", authn.ReasonClaimRule, r.Program, r.Message, t.vars, &t.budget); err != nil {
+			return err
 		}
-		if !ok {
-			return authn.Record(ctx, "claim rule", "", authn.Deny(authn.ReasonClaimRule,
-				"%s: validation expression '%s' failed: %s", p.Field(), p.Text(), r.Message))
-		}
+	}
+	return nil
+}
+
+// rule evaluates one validation rule (a claim or a user rule): it must be true.
+func rule(ctx context.Context, name string, reason authn.Reason, p *expression.Program, message string, vars *expression.Vars, budget *expression.Budget) error {
+	ok, err := p.Bool(ctx, vars, budget)
+	if err != nil {
+		return authn.Record(ctx, name, "", authn.Deny(reason, "%s: %w", p.Field(), err))
+	}
+	if !ok {
+		return authn.Record(ctx, name, "", authn.Deny(reason, "%s: validation expression '%s' failed: %s", p.Field(), p.Text(), message))
 	}
 	return nil
 }
@@ -245,14 +251,8 @@ func (m *Mapper) ValidateUser(ctx context.Context, u authn.User) error {
 	}
 	vars, budget := expression.UserVars(u), expression.NewBudget()
 	for _, r := range m.cfg.Expressions.UserValidationRules {
-		p := r.Program
-		ok, err := p.Bool(ctx, vars, &budget)
-		if err != nil {
-			return authn.Record(ctx, "user rule", "", authn.Deny(authn.ReasonUserRule, "%s: %w", p.Field(), err))
-		}
-		if !ok {
-			return authn.Record(ctx, "user rule", "", authn.Deny(authn.ReasonUserRule,
-				"%s: validation expression '%s' failed: %s", p.Field(), p.Text(), r.Message))
+		if err := rule(ctx, "user rule", authn.ReasonUserRule, r.Program, r.Message, vars, &budget); err != nil {
+			return err
 		}
 	}
 	return nil
