@@ -56,27 +56,33 @@ func (i *Issuer) resolveDistributed(ctx context.Context, v *verifier, claims map
 	if !ok {
 		return nil
 	}
+	var absent []string
 	for _, name := range i.distributedClaims() {
-		if _, present := claims[name]; present {
-			continue // a claim in the token itself wins, as in kube-apiserver
+		if _, present := claims[name]; !present {
+			absent = append(absent, name) // a claim in the token itself wins, as in kube-apiserver
 		}
-		names, ok := rawNames.(map[string]any)
-		if !ok {
-			return authn.Deny(authn.ReasonInvalidClaims, "distributed claims: _claim_names must be an object of strings, got a %T", rawNames)
+	}
+	if len(absent) == 0 {
+		return nil
+	}
+	names, ok := rawNames.(map[string]any)
+	if !ok {
+		return authn.Deny(authn.ReasonInvalidClaims, "distributed claims: _claim_names must be an object of strings, got a %T", rawNames)
+	}
+	for n, s := range names {
+		if _, ok := s.(string); !ok {
+			return authn.Deny(authn.ReasonInvalidClaims, "distributed claims: _claim_names[%q] must be a string, got a %T", n, s)
 		}
-		for n, s := range names {
-			if _, ok := s.(string); !ok {
-				return authn.Deny(authn.ReasonInvalidClaims, "distributed claims: _claim_names[%q] must be a string, got a %T", n, s)
-			}
-		}
-		rawSources, ok := claims["_claim_sources"]
-		if !ok {
-			return authn.Deny(authn.ReasonInvalidClaims, "distributed claims: the token has _claim_names but no _claim_sources")
-		}
-		sources, err := parseSources(rawSources)
-		if err != nil {
-			return authn.Deny(authn.ReasonInvalidClaims, "distributed claims: %w", err)
-		}
+	}
+	rawSources, ok := claims["_claim_sources"]
+	if !ok {
+		return authn.Deny(authn.ReasonInvalidClaims, "distributed claims: the token has _claim_names but no _claim_sources")
+	}
+	sources, err := parseSources(rawSources)
+	if err != nil {
+		return authn.Deny(authn.ReasonInvalidClaims, "distributed claims: %w", err)
+	}
+	for _, name := range absent {
 		src, ok := names[name].(string)
 		if !ok {
 			continue // this claim is not distributed
