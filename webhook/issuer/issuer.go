@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,6 +47,9 @@ type Options struct {
 	HTTPTimeout time.Duration
 	// Observer, if set, is told about fetches and readiness.
 	Observer Observer
+	// PersistDir, when set, is where the issuer keeps its last good discovery document and
+	// keys for the next run (persist.go); "" keeps nothing.
+	PersistDir string
 }
 
 // Observer is told what an issuer fetches; metrics implement it.
@@ -79,6 +83,13 @@ type Issuer struct {
 
 	mu     sync.Mutex
 	status Status
+	// discovery is the raw discovery document of the last successful discovery, to persist
+	// with the keys; saved is what was persisted last (persist.go).
+	discovery []byte
+	saved     savedState
+	// refreshErr is why the live discovery has failed so far while keys of a previous run
+	// (or configuration) serve.
+	refreshErr string
 }
 
 // New prepares an issuer; nothing is fetched until Run.
@@ -148,7 +159,7 @@ func (i *Issuer) URL() string { return i.cfg.Issuer.URL }
 // verifying) and says so.
 func (i *Issuer) Status() Status {
 	i.mu.Lock()
-	st := i.status
+	st, refreshErr := i.status, i.refreshErr
 	i.mu.Unlock()
 	v := i.ready.Load()
 	if !st.Ready || v == nil {
@@ -156,6 +167,13 @@ func (i *Issuer) Status() Status {
 	}
 	keys := v.keys
 	h := keys.state()
+	if !h.previousRun.IsZero() {
+		st.Message = fmt.Sprintf("%d signing keys from the previous run (saved at %s), not yet refreshed from %s", h.keys, stamp(h.previousRun), keys.url)
+		if refreshErr != "" {
+			st.Message += "; " + refreshErr
+		}
+		return st
+	}
 	st.Message = fmt.Sprintf("%d signing keys from %s, fetched at %s", h.keys, keys.url, stamp(h.lastOK))
 	if h.failures > 0 {
 		st.Message += fmt.Sprintf("; refreshing them failed %d times since (last: %v): tokens signed by a key not yet seen are undecided; next attempt not before %s",
@@ -179,6 +197,9 @@ func (i *Issuer) setStatus(ready bool, msg string) {
 // ctx ends. Tokens of this issuer are answered "not decided yet" until then.
 func (i *Issuer) Run(ctx context.Context) {
 	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: 1 << 30, Cap: 30 * time.Second}
+	if i.ready.Load() == nil {
+		i.restore(ctx)
+	}
 	for {
 		err := i.discover(ctx)
 		if err == nil {
@@ -186,7 +207,15 @@ func (i *Issuer) Run(ctx context.Context) {
 			return
 		}
 		delay := backoff.Step()
-		i.setStatus(false, err.Error())
+		if i.ready.Load() != nil {
+			// Keys of a previous run keep verifying tokens meanwhile.
+			i.mu.Lock()
+			i.refreshErr = fmt.Sprintf("refreshing them failed (retry in %s): %v", delay.Round(time.Millisecond), err)
+			i.mu.Unlock()
+			i.setStatus(true, err.Error())
+		} else {
+			i.setStatus(false, err.Error())
+		}
 		i.opts.Logger.Warn("issuer not ready; retrying", "issuer", i.URL(), "retryIn", delay.Round(time.Millisecond).String(), "err", err)
 		select {
 		case <-ctx.Done():
@@ -214,56 +243,72 @@ func (i *Issuer) WaitReady(ctx context.Context) error {
 // be the configured one, byte for byte), loads the key set it names, and makes the verifier
 // ready. The background key fetches of the key set end with ctx.
 func (i *Issuer) discover(ctx context.Context) error {
-	jwksURI, err := i.discoverKeys(ctx)
+	jwksURI, doc, err := i.discoverKeys(ctx)
 	if i.opts.Observer != nil {
 		i.opts.Observer.DiscoveryFetched(i.URL(), err)
 	}
 	if err != nil {
 		return err
 	}
+	i.mu.Lock()
+	i.discovery = doc
+	i.mu.Unlock()
 	if i.keys == nil || i.keys.url != jwksURI {
-		i.keys = &keySet{
-			url: jwksURI, client: i.client, minInterval: i.opts.KeyRefreshInterval, clock: i.opts.Clock, ctx: ctx,
-			onFetch: func(n int, err error) {
-				if i.opts.Observer != nil {
-					i.opts.Observer.KeysFetched(i.URL(), n, err)
-				}
-				if err != nil {
-					i.opts.Logger.Warn("fetching signing keys failed", "issuer", i.URL(), "err", err)
-				}
-			},
-		}
+		i.keys = i.newKeySet(ctx, jwksURI)
 	}
 	n, err := i.keys.prime(ctx)
 	if err != nil {
 		return err
 	}
 	i.ready.Store(i.newVerifier(i.keys))
+	i.mu.Lock()
+	i.refreshErr = ""
+	i.mu.Unlock()
 	i.setStatus(true, fmt.Sprintf("%d signing keys from %s", n, jwksURI))
 	return nil
 }
 
-// discoverKeys returns the jwks_uri of the issuer's discovery document.
-func (i *Issuer) discoverKeys(ctx context.Context) (string, error) {
+// newKeySet is the key set at jwksURI; its background fetches end with ctx.
+func (i *Issuer) newKeySet(ctx context.Context, jwksURI string) *keySet {
+	return &keySet{
+		url: jwksURI, client: i.client, minInterval: i.opts.KeyRefreshInterval, clock: i.opts.Clock, ctx: ctx,
+		onFetch: func(n int, err error) {
+			if i.opts.Observer != nil {
+				i.opts.Observer.KeysFetched(i.URL(), n, err)
+			}
+			if err != nil {
+				i.opts.Logger.Warn("fetching signing keys failed", "issuer", i.URL(), "err", err)
+			}
+		},
+		onKeys: i.persist,
+	}
+}
+
+// discoverKeys returns the jwks_uri of the issuer's discovery document, and the document.
+func (i *Issuer) discoverKeys(ctx context.Context) (string, []byte, error) {
 	p, err := oidc.NewProvider(oidc.ClientContext(ctx, i.client), i.URL())
 	if err != nil {
 		var mismatch *oidc.IssuerMismatchError
 		if errors.As(err, &mismatch) {
-			return "", fmt.Errorf("discovery %s: the document names issuer %q, but the configuration says %q; they must be identical (mind trailing slashes)",
+			return "", nil, fmt.Errorf("discovery %s: the document names issuer %q, but the configuration says %q; they must be identical (mind trailing slashes)",
 				i.discoveryURL(), mismatch.Discovered, mismatch.Provided)
 		}
-		return "", fmt.Errorf("discovery %s: %w", i.discoveryURL(), err)
+		return "", nil, fmt.Errorf("discovery %s: %w", i.discoveryURL(), err)
+	}
+	var raw json.RawMessage
+	if err := p.Claims(&raw); err != nil {
+		return "", nil, fmt.Errorf("discovery %s: %w", i.discoveryURL(), err)
 	}
 	var doc struct {
 		JWKSURI string `json:"jwks_uri"`
 	}
-	if err := p.Claims(&doc); err != nil {
-		return "", fmt.Errorf("discovery %s: %w", i.discoveryURL(), err)
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return "", nil, fmt.Errorf("discovery %s: %w", i.discoveryURL(), err)
 	}
 	if doc.JWKSURI == "" {
-		return "", fmt.Errorf("discovery %s: the document has no jwks_uri", i.discoveryURL())
+		return "", nil, fmt.Errorf("discovery %s: the document has no jwks_uri", i.discoveryURL())
 	}
-	return doc.JWKSURI, nil
+	return doc.JWKSURI, raw, nil
 }
 
 // wellKnownURL is where go-oidc looks for the discovery document of the issuer.

@@ -54,6 +54,8 @@ type keySet struct {
 	minInterval time.Duration
 	clock       clock.WithDelayedExecution
 	onFetch     func(keys int, err error)
+	// onKeys, if set, is given the body of every key set fetched and used (to persist it).
+	onKeys func(body []byte)
 	// ctx bounds the background fetches: they stop when the issuer stops.
 	ctx context.Context
 
@@ -76,6 +78,9 @@ type keyHealth struct {
 	failures int       // consecutive failed fetches since then
 	lastErr  error     // the newest failure
 	next     time.Time // no fetch before this
+	// previousRun is when the keys in use were saved by a previous run (persist.go); zero
+	// once a live fetch replaced them.
+	previousRun time.Time
 }
 
 // interval is the least time between two fetches: minInterval while the issuer answers,
@@ -293,7 +298,10 @@ func (k *keySet) scheduledFetch() {
 // keys in use.
 func (k *keySet) fetch(ctx context.Context) (int, error) {
 	v, err, _ := k.flight.Do("", func() (any, error) {
-		keys, err := k.download(context.WithoutCancel(ctx))
+		keys, body, err := k.download(context.WithoutCancel(ctx))
+		if err == nil {
+			k.keys.Store(&keys) // before anyone is told: a caller told of the fetch sees its keys
+		}
 		k.record(len(keys), err)
 		if k.onFetch != nil {
 			k.onFetch(len(keys), err)
@@ -301,7 +309,9 @@ func (k *keySet) fetch(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		k.keys.Store(&keys)
+		if k.onKeys != nil {
+			k.onKeys(body)
+		}
 		return len(keys), nil
 	})
 	if err != nil {
@@ -310,28 +320,30 @@ func (k *keySet) fetch(ctx context.Context) (int, error) {
 	return v.(int), nil
 }
 
-func (k *keySet) download(ctx context.Context) ([]jose.JSONWebKey, error) {
+// download fetches and parses the key set; it returns the body too, for persisting.
+func (k *keySet) download(ctx context.Context) ([]jose.JSONWebKey, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("fetch keys from %s: %w", k.url, err)
+		return nil, nil, fmt.Errorf("fetch keys from %s: %w", k.url, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := k.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch keys: %w", err)
+		return nil, nil, fmt.Errorf("fetch keys: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("fetch keys from %s: %w", k.url, err)
+		return nil, nil, fmt.Errorf("fetch keys from %s: %w", k.url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch keys from %s: HTTP %s", k.url, resp.Status)
+		return nil, nil, fmt.Errorf("fetch keys from %s: HTTP %s", k.url, resp.Status)
 	}
 	if len(body) > maxJWKSBytes {
-		return nil, fmt.Errorf("fetch keys from %s: the key set is larger than %d bytes", k.url, maxJWKSBytes)
+		return nil, nil, fmt.Errorf("fetch keys from %s: the key set is larger than %d bytes", k.url, maxJWKSBytes)
 	}
-	return parseKeySet(body)
+	keys, err := parseKeySet(body)
+	return keys, body, err
 }
 
 // parseKeySet decodes a JWKS with go-jose, keeping the public signing keys and skipping any
