@@ -2,7 +2,11 @@ package authn
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Verifier checks tokens for one issuer.
@@ -63,12 +67,32 @@ type Options struct {
 
 // Authenticator answers "who holds this token?": the router sends it to its issuer, the
 // cache (when on) remembers what the issuers verified, and the mapper and the issuers' user
-// rules make the final user on every request.
+// rules make the final user on every request. Update replaces the issuers and the limits
+// while it serves: each request runs against one generation of them from start to end.
 type Authenticator struct {
+	gen    atomic.Pointer[generation]
+	mapper Mapper
+	mu     sync.Mutex // serialises Update
+}
+
+// generation is one configuration of the issuers and limits.
+type generation struct {
 	router *router
 	cache  *cache // nil when CacheTTL is 0
-	mapper Mapper
 	opts   Options
+	flight singleflight.Group // verifications of new tokens in this generation
+	// slotOf is the cache slot of each issuer; slotURLs the cache's slot table as it was when
+	// the generation was made; live marks the slots of this generation's issuer objects.
+	slotOf   map[string]int
+	slotURLs []string
+	live     []bool
+}
+
+// serves reports whether a cached entry was verified by an issuer object of this generation.
+func (g *generation) serves(packed string) bool {
+	u := unpacker{s: packed}
+	i := u.uint()
+	return u.err == nil && i < uint64(len(g.live)) && g.live[i]
 }
 
 // Result is the outcome of authenticating a token. Identity is set whenever the token
@@ -82,24 +106,50 @@ type Result struct {
 // New returns an Authenticator that routes tokens to issuers by their iss claim and maps
 // verified identities with mapper (nil: the claim-derived user is used as is).
 func New(issuers map[string]Verifier, mapper Mapper, opts Options) (*Authenticator, error) {
+	a := &Authenticator{mapper: mapper}
+	if err := a.Update(issuers, opts); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Update makes issuers and opts the ones every new request uses; requests already running
+// finish with the previous ones. Issuers are compared by identity (they must be comparable,
+// as pointers are): a token verified by an issuer object that issuers no longer holds (one
+// removed, or replaced by a reconfigured one) is not served from the cache again. The cache
+// keeps its entries otherwise, within the new bounds; it is emptied when CacheTTL shrinks, so
+// that no entry outlives the new TTL. MaxInFlight applies to verifications that start after
+// the update.
+func (a *Authenticator) Update(issuers map[string]Verifier, opts Options) error {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &Authenticator{router: newRouter(issuers, opts.MaxInFlight), mapper: mapper, opts: opts}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old := a.gen.Load()
+	g := &generation{router: newRouter(issuers, opts.MaxInFlight), opts: opts}
 	if opts.CacheTTL > 0 {
-		c, err := newCache(a.router, a.router.names, opts)
-		if err != nil {
-			return nil, err
+		if old != nil && old.cache != nil && opts.CacheTTL >= old.opts.CacheTTL {
+			g.cache = old.cache
+			g.cache.setLimits(opts)
+		} else {
+			c, err := newCache(opts)
+			if err != nil {
+				return err
+			}
+			g.cache = c
 		}
-		a.cache = c
+		g.slotOf, g.slotURLs, g.live = g.cache.slotsFor(issuers)
 	}
-	return a, nil
+	a.gen.Store(g)
+	return nil
 }
 
 // Authenticate verifies raw, maps its identity, then lets the issuer's user validation rules
 // judge the final user. Errors are *Denial values.
 func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Result, error) {
-	id, cached, err := a.verify(ctx, raw)
+	g := a.gen.Load()
+	id, cached, err := g.verify(ctx, raw)
 	if err != nil {
 		return Result{}, err
 	}
@@ -111,8 +161,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Result, e
 		}
 		res.User = u
 	}
-	if len(a.opts.UserValidators) > 0 {
-		if v := a.opts.UserValidators[id.Issuer]; v != nil {
+	if len(g.opts.UserValidators) > 0 {
+		if v := g.opts.UserValidators[id.Issuer]; v != nil {
 			if err := v.ValidateUser(ctx, res.User); err != nil {
 				return res, AsDenial(err)
 			}
@@ -123,32 +173,34 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Result, e
 
 // CacheEntries reports how many verified tokens are remembered.
 func (a *Authenticator) CacheEntries() int {
-	if a.cache == nil {
+	g := a.gen.Load()
+	if g.cache == nil {
 		return 0
 	}
-	return a.cache.store.ItemCount()
+	return g.cache.store.ItemCount()
 }
 
 // CacheBytes reports what the remembered tokens take, as CacheMaxBytes counts it.
 func (a *Authenticator) CacheBytes() int64 {
-	if a.cache == nil {
+	g := a.gen.Load()
+	if g.cache == nil {
 		return 0
 	}
-	return a.cache.Bytes()
+	return g.cache.Bytes()
 }
 
-func (a *Authenticator) verify(ctx context.Context, raw string) (*Identity, bool, error) {
+func (g *generation) verify(ctx context.Context, raw string) (*Identity, bool, error) {
 	// What cannot be a JWT is refused before it costs a hash and a cache lookup.
 	h, _, _, err := split(raw)
 	if err != nil {
 		return nil, false, Record(ctx, "parse", "", err)
 	}
-	if err := a.router.awaitedKey(ctx, h); err != nil {
+	if err := g.router.awaitedKey(ctx, h); err != nil {
 		return nil, false, err
 	}
-	if a.cache == nil {
-		id, err := a.router.VerifyToken(ctx, raw)
+	if g.cache == nil {
+		id, err := g.router.VerifyToken(ctx, raw)
 		return id, false, err
 	}
-	return a.cache.verifyToken(ctx, raw)
+	return g.cache.verifyToken(ctx, g, raw)
 }

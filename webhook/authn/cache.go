@@ -13,56 +13,114 @@ import (
 	"time"
 
 	gocache "github.com/patrickmn/go-cache"
-	"golang.org/x/sync/singleflight"
 )
 
-// cache remembers the identities a TokenVerifier gave, by an HMAC of the token, as
+// cache remembers the identities the issuers verified, by an HMAC of the token, as
 // k8s.io/apiserver/pkg/authentication/token/cache wraps an authenticator: only successes, each
 // until min(TTL, exp), within bounds on entries and bytes; concurrent requests for the same new
 // token verify it once.
+//
+// An entry names the issuer object that verified it (its slot), not only its URL: a
+// generation of the Authenticator serves an entry only when that object is still the one it
+// routes the URL to. An issuer removed or changed by a reconfiguration (Update) is a new
+// object or none, so what its old configuration verified is never served again.
 type cache struct {
-	next    TokenVerifier
-	names   []string // the issuers' URLs, sorted: an identity packs its issuer's index
-	opts    Options
+	limits  atomic.Pointer[cacheLimits]
 	store   *gocache.Cache
 	hashers sync.Pool // of *hasher, keyed for this process
-	flight  singleflight.Group
-	bound   sync.Mutex   // makes CacheMaxEntries and CacheMaxBytes hard bounds
+	bound   sync.Mutex   // makes the entry and byte bounds hard bounds
 	order   []string     // cache keys, oldest first (some may be gone already); under bound
 	bytes   atomic.Int64 // what the cached entries take, by entrySize
+
+	slotsMu sync.Mutex
+	slots   atomic.Pointer[slotTable]
 }
 
-func newCache(next TokenVerifier, names []string, opts Options) (*cache, error) {
+// cacheLimits are the bounds a reconfiguration may change in place.
+type cacheLimits struct {
+	ttl        time.Duration
+	maxEntries int
+	maxBytes   int64
+	now        func() time.Time
+}
+
+// slotTable lists every issuer object the cache has remembered tokens for, by slot: append
+// only, so that a slot never changes meaning.
+type slotTable struct {
+	urls      []string
+	verifiers []Verifier
+}
+
+func newCache(opts Options) (*cache, error) {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("generate cache key: %w", err)
 	}
-	c := &cache{next: next, names: names, opts: opts, store: gocache.New(opts.CacheTTL, time.Minute)}
+	c := &cache{store: gocache.New(opts.CacheTTL, time.Minute)}
+	c.setLimits(opts)
+	c.slots.Store(&slotTable{})
 	c.store.OnEvicted(func(_ string, v any) { c.bytes.Add(-entrySize(v.(string))) })
 	c.hashers.New = func() any { return &hasher{mac: hmac.New(sha256.New, secret)} }
 	return c, nil
 }
 
-// verifyToken returns the identity of raw from the cache, or from the verifier it wraps,
+func (c *cache) setLimits(opts Options) {
+	c.limits.Store(&cacheLimits{ttl: opts.CacheTTL, maxEntries: opts.CacheMaxEntries, maxBytes: opts.CacheMaxBytes, now: opts.Now})
+	c.bound.Lock()
+	defer c.bound.Unlock()
+	c.evict(c.limits.Load(), 0)
+}
+
+// slotsFor returns, for every issuer, its slot (adding the issuer objects not seen before),
+// the slot table's URLs, and which slots the issuers hold.
+func (c *cache) slotsFor(issuers map[string]Verifier) (byURL map[string]int, urls []string, live []bool) {
+	c.slotsMu.Lock()
+	defer c.slotsMu.Unlock()
+	old := c.slots.Load()
+	t := &slotTable{urls: slices.Clone(old.urls), verifiers: slices.Clone(old.verifiers)}
+	byURL = make(map[string]int, len(issuers))
+	for url, v := range issuers {
+		i := slices.IndexFunc(t.verifiers, func(w Verifier) bool { return w == v })
+		if i < 0 || t.urls[i] != url {
+			i = len(t.urls)
+			t.urls, t.verifiers = append(t.urls, url), append(t.verifiers, v)
+		}
+		byURL[url] = i
+	}
+	c.slots.Store(t)
+	live = make([]bool, len(t.urls))
+	for _, i := range byURL {
+		live[i] = true
+	}
+	return byURL, t.urls, live
+}
+
+// verifyToken returns the identity of raw from the cache, or from the generation's router,
 // and whether it came from the cache.
-func (c *cache) verifyToken(ctx context.Context, raw string) (*Identity, bool, error) {
+func (c *cache) verifyToken(ctx context.Context, g *generation, raw string) (*Identity, bool, error) {
 	key := c.key(raw)
 	if v, ok := c.store.Get(key); ok {
-		if id, err := unpackIdentity(v.(string), c.names); err == nil {
-			c.observe(true)
-			return id.withPayload(raw), true, nil
+		packed := v.(string)
+		if g.serves(packed) {
+			if id, err := unpackIdentity(packed, g.slotURLs); err == nil {
+				c.observe(g, true)
+				return id.withPayload(raw), true, nil
+			}
+			c.store.Delete(key) // never expected: verify the token again
 		}
-		c.store.Delete(key) // never expected: verify the token again
+		// Else verified by an issuer object this generation no longer routes to (removed or
+		// reconfigured): verified again, and replaced, below.
 	}
-	c.observe(false)
+	c.observe(g, false)
 	// The work is detached from the first caller's cancellation so that its peers are not
-	// failed by it.
-	v, err, _ := c.flight.Do(key, func() (any, error) {
-		id, err := c.next.VerifyToken(context.WithoutCancel(ctx), raw)
+	// failed by it. Each generation has its own group: a request never shares the
+	// verification of a previous configuration.
+	v, err, _ := g.flight.Do(key, func() (any, error) {
+		id, err := g.router.VerifyToken(context.WithoutCancel(ctx), raw)
 		if err != nil {
 			return nil, err
 		}
-		c.remember(key, id)
+		c.remember(g, key, id)
 		return id, nil
 	})
 	if err != nil {
@@ -81,36 +139,41 @@ func entrySize(packed string) int64 { return int64(len(packed)) + CacheEntryOver
 // remember caches id, packed and without its claim set, until min(TTL, exp). The bounds on
 // entries and bytes hold under any flood of valid tokens: the oldest entries are evicted to
 // make room, and an identity larger than the whole byte bound is not cached.
-func (c *cache) remember(key string, id *Identity) {
-	ttl := min(c.opts.CacheTTL, id.Expiry.Sub(c.opts.Now()))
+func (c *cache) remember(g *generation, key string, id *Identity) {
+	lim := c.limits.Load()
+	ttl := min(lim.ttl, id.Expiry.Sub(lim.now()))
 	if ttl <= 0 {
 		return
 	}
-	i, found := slices.BinarySearch(c.names, id.Issuer)
+	i, found := g.slotOf[id.Issuer]
 	if !found {
 		return
 	}
 	packed := id.pack(i)
 	size := entrySize(packed)
-	maxBytes := c.opts.CacheMaxBytes
-	if maxBytes > 0 && size > maxBytes {
+	if lim.maxBytes > 0 && size > lim.maxBytes {
 		return
 	}
 	c.bound.Lock()
 	defer c.bound.Unlock()
 	c.store.Delete(key) // an expired entry not yet swept: its bytes are counted once
-	for len(c.order) > 0 && (c.opts.CacheMaxEntries > 0 && c.store.ItemCount() >= c.opts.CacheMaxEntries ||
-		maxBytes > 0 && c.bytes.Load()+size > maxBytes) {
-		c.store.Delete(c.order[0])
-		c.order[0] = ""
-		c.order = c.order[1:]
-	}
+	c.evict(lim, size)
 	c.store.Set(key, packed, ttl)
 	c.bytes.Add(size)
 	c.order = append(c.order, key)
 	if len(c.order) > 2*c.store.ItemCount()+1024 {
 		// Most of the order is of entries that expired: keep those still cached.
 		c.order = slices.DeleteFunc(c.order, func(k string) bool { _, ok := c.store.Get(k); return !ok })
+	}
+}
+
+// evict removes the oldest entries until one of size more fits the bounds. Callers hold bound.
+func (c *cache) evict(lim *cacheLimits, size int64) {
+	for len(c.order) > 0 && (lim.maxEntries > 0 && c.store.ItemCount()+int(min(size, 1)) > lim.maxEntries ||
+		lim.maxBytes > 0 && c.bytes.Load()+size > lim.maxBytes) {
+		c.store.Delete(c.order[0])
+		c.order[0] = ""
+		c.order = c.order[1:]
 	}
 }
 
@@ -142,8 +205,8 @@ type hasher struct {
 // maxPooledToken is the largest token buffer a pooled hasher keeps.
 const maxPooledToken = 16 << 10
 
-func (c *cache) observe(hit bool) {
-	if c.opts.Observer != nil {
-		c.opts.Observer.CacheLookup(hit)
+func (c *cache) observe(g *generation, hit bool) {
+	if g.opts.Observer != nil {
+		g.opts.Observer.CacheLookup(hit)
 	}
 }
