@@ -45,6 +45,9 @@ type Store struct {
 	// mu serialises Update; readers only load cur.
 	mu  sync.Mutex
 	cur atomic.Pointer[storeState]
+	// last is the newest snapshot delivered (under mu), to judge again when the issuers
+	// change (SetIssuers).
+	last *Snapshot
 }
 
 var _ authn.Mapper = (*Store)(nil)
@@ -117,6 +120,7 @@ func (s *Store) Map(ctx context.Context, id *authn.Identity) (authn.User, error)
 func (s *Store) Update(snap Snapshot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.last = &snap
 	old := s.cur.Load()
 	switch {
 	case snap.Deleted:

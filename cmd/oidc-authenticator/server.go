@@ -42,7 +42,11 @@ func newServerCommand() *cobra.Command {
 					return errs.ToAggregate()
 				}
 			}
-			svc, err := service.New(cfg, service.Options{Logger: log, Kubeconfig: kubeconfig, Profiling: profiling})
+			svc, err := service.New(cfg, service.Options{
+				Logger: log, Kubeconfig: kubeconfig, Profiling: profiling,
+				// The file is watched and reloaded; what the run learns is kept for the next.
+				ConfigFile: configFile, Address: address, KeepState: true,
+			})
 			if err != nil {
 				return err
 			}

@@ -169,15 +169,15 @@ func (i *Issuer) Status() Status {
 	h := keys.state()
 	if !h.previousRun.IsZero() {
 		st.Message = fmt.Sprintf("%d signing keys from the previous run (saved at %s), not yet refreshed from %s", h.keys, stamp(h.previousRun), keys.url)
-		if refreshErr != "" {
-			st.Message += "; " + refreshErr
+	} else {
+		st.Message = fmt.Sprintf("%d signing keys from %s, fetched at %s", h.keys, keys.url, stamp(h.lastOK))
+		if h.failures > 0 {
+			st.Message += fmt.Sprintf("; refreshing them failed %d times since (last: %v): tokens signed by a key not yet seen are undecided; next attempt not before %s",
+				h.failures, h.lastErr, stamp(h.next))
 		}
-		return st
 	}
-	st.Message = fmt.Sprintf("%d signing keys from %s, fetched at %s", h.keys, keys.url, stamp(h.lastOK))
-	if h.failures > 0 {
-		st.Message += fmt.Sprintf("; refreshing them failed %d times since (last: %v): tokens signed by a key not yet seen are undecided; next attempt not before %s",
-			h.failures, h.lastErr, stamp(h.next))
+	if refreshErr != "" {
+		st.Message += "; " + refreshErr
 	}
 	return st
 }
@@ -223,6 +223,25 @@ func (i *Issuer) Run(ctx context.Context) {
 		case <-time.After(delay):
 		}
 	}
+}
+
+// Inherit makes the issuer ready at once with the keys of prev, the same issuer under its
+// previous configuration (other audiences, claim mappings or rules), when both fetch from the
+// same place with the same trust: url, discoveryURL and certificateAuthority unchanged. The
+// new configuration applies to every token from then on; Run then discovers the issuer again
+// and replaces the keys. It reports whether prev had keys to give. Call it before Run.
+func (i *Issuer) Inherit(prev *Issuer) bool {
+	if prev == nil || prev.cfg.Issuer.URL != i.cfg.Issuer.URL || prev.cfg.Issuer.DiscoveryURL != i.cfg.Issuer.DiscoveryURL ||
+		prev.cfg.Issuer.CertificateAuthority != i.cfg.Issuer.CertificateAuthority {
+		return false
+	}
+	v := prev.ready.Load()
+	if v == nil {
+		return false
+	}
+	i.ready.Store(i.newVerifier(v.keys))
+	i.setStatus(true, "")
+	return true
 }
 
 // WaitReady blocks until the issuer is ready or ctx ends.

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/oidc-authenticator/oidc-authenticator/mapping"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook"
@@ -29,18 +31,36 @@ type Options struct {
 	Kubeconfig string
 	// Profiling serves Go's profiles under /debug/pprof/.
 	Profiling bool
+	// ConfigFile, when set, is the file the configuration came from: Run watches it and
+	// applies each new valid version without a restart (reload.go).
+	ConfigFile string
+	// ConfigPollInterval is how often ConfigFile is read; 0 means DefaultConfigPollInterval.
+	ConfigPollInterval time.Duration
+	// Address, when set, overrides server.address in every version of the file (--address).
+	Address string
+	// KeepState keeps what a run learned (issuers' discovery documents and keys, the accepted
+	// identity mapping) in server.stateDir/cache for the next run, and starts from it.
+	KeepState bool
 }
 
 // Service is a configured, not yet running webhook.
 type Service struct {
-	cfg     *config.Configuration
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics.Metrics
-	issuers []*issuer.Issuer
 	auth    *authn.Authenticator
 	mapping *mapping.Store // nil without a mapping source
 	source  mapping.Source
+
+	// mu serialises reconfigurations; cfg is the configuration in force (its settings that
+	// need a restart as the process started with them), issuers its issuers.
+	mu      sync.Mutex
+	cfg     *config.Configuration
+	issuers atomic.Pointer[issuerSet]
+	// runCtx is the context issuers run under once StartIssuers was called; wg counts them.
+	runCtx context.Context
+	wg     sync.WaitGroup
+	reload reloadState
 }
 
 // New builds the service; it fetches nothing and listens on nothing yet.
@@ -49,24 +69,12 @@ func New(cfg *config.Configuration, opts Options) (*Service, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cfg: cfg, opts: opts, log: opts.Logger, metrics: metrics.New()}
-	io := opts.Issuer
-	io.Logger, io.Observer = opts.Logger, s.metrics
-	verifiers := make(map[string]authn.Verifier, len(cfg.JWT))
-	userValidators := map[string]authn.UserValidator{}
-	urls := make([]string, 0, len(cfg.JWT))
-	for _, j := range cfg.JWT {
-		is, err := issuer.New(j, io)
-		if err != nil {
-			return nil, err
-		}
-		s.issuers = append(s.issuers, is)
-		verifiers[is.URL()] = is
-		if is.ValidatesUsers() {
-			userValidators[is.URL()] = is
-		}
-		urls = append(urls, is.URL())
+	s.registerReloadMetrics()
+	set, err := s.buildIssuers(cfg, nil)
+	if err != nil {
+		return nil, err
 	}
-	store, source, err := s.newMapping(cfg.Mapping, urls, opts.Kubeconfig)
+	store, source, err := s.newMapping(cfg.Mapping, set.urls(), opts.Kubeconfig)
 	if err != nil {
 		return nil, err
 	}
@@ -74,35 +82,44 @@ func New(cfg *config.Configuration, opts Options) (*Service, error) {
 	if store != nil {
 		s.mapping, s.source, mapper = store, source, store
 	}
-	auth, err := authn.New(verifiers, mapper, authn.Options{
+	auth, err := authn.New(set.verifiers(), mapper, s.authOptions(cfg, set))
+	if err != nil {
+		return nil, err
+	}
+	s.auth = auth
+	s.issuers.Store(set)
+	s.initVersion(cfg)
+	return s, nil
+}
+
+// authOptions are the authenticator's settings under cfg.
+func (s *Service) authOptions(cfg *config.Configuration, set *issuerSet) authn.Options {
+	return authn.Options{
 		CacheTTL:        cfg.Cache.TTL.Duration,
 		CacheMaxEntries: *cfg.Cache.MaxEntries,
 		CacheMaxBytes:   cfg.Cache.MaxBytes.Value(),
 		MaxInFlight:     *cfg.Server.MaxInFlightVerifications,
 		Observer:        s.metrics,
-		UserValidators:  userValidators,
-	})
-	if err != nil {
-		return nil, err
+		UserValidators:  set.userValidators(),
 	}
-	s.auth = auth
-	return s, nil
 }
 
 // Authenticator is the service's token authenticator.
 func (s *Service) Authenticator() *authn.Authenticator { return s.auth }
 
 // Issuers are the configured issuers.
-func (s *Service) Issuers() []*issuer.Issuer { return s.issuers }
+func (s *Service) Issuers() []*issuer.Issuer { return s.issuers.Load().list() }
 
-// StartIssuers discovers every issuer in the background; each retries until ctx ends.
-// The returned function waits for those goroutines.
+// StartIssuers discovers every issuer in the background; each retries until ctx ends. Issuers
+// a reconfiguration adds later run under ctx too. The returned function waits for all of them.
 func (s *Service) StartIssuers(ctx context.Context) (wait func()) {
-	var wg sync.WaitGroup
-	for _, is := range s.issuers {
-		wg.Go(func() { is.Run(ctx) })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runCtx = ctx
+	for _, m := range s.issuers.Load().all {
+		s.start(m)
 	}
-	return wg.Wait
+	return s.wg.Wait
 }
 
 // Run serves TokenReviews until ctx ends, then drains in-flight requests and returns.
@@ -130,8 +147,10 @@ func (s *Service) Run(ctx context.Context) error {
 	bg, stop := context.WithCancel(ctx)
 	waitIssuers := s.StartIssuers(bg)
 	_, waitMapping := s.StartMapping(bg)
+	waitWatch := s.WatchConfig(bg)
 	err = srv.Serve(ctx, ln)
 	stop()
+	waitWatch()
 	waitIssuers()
 	waitMapping()
 	return err
@@ -176,9 +195,10 @@ func nonEmpty(s string) []string {
 // readiness reports the configuration and each issuer: the server is ready when at least
 // one issuer can verify tokens.
 func (s *Service) readiness() []webhook.CheckResult {
-	results := []webhook.CheckResult{{Name: "config", OK: true, Detail: fmt.Sprintf("%d issuers configured", len(s.issuers))}}
+	set := s.issuers.Load()
+	results := []webhook.CheckResult{s.configReadiness(len(set.all))}
 	anyReady := false
-	for _, is := range s.issuers {
+	for _, is := range set.list() {
 		st := is.Status()
 		anyReady = anyReady || st.Ready
 		results = append(results, webhook.CheckResult{Name: "issuer " + st.URL, OK: st.Ready, Detail: st.Message, Informational: true})
