@@ -27,7 +27,7 @@ import (
 type cache struct {
 	limits  atomic.Pointer[cacheLimits]
 	store   *gocache.Cache
-	hashers sync.Pool // of *hasher, keyed for this process
+	hashers sync.Pool    // of *hasher, keyed for this process
 	bound   sync.Mutex   // makes the entry and byte bounds hard bounds
 	order   []string     // cache keys, oldest first (some may be gone already); under bound
 	bytes   atomic.Int64 // what the cached entries take, by entrySize
