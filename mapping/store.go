@@ -32,6 +32,10 @@ type StoreOptions struct {
 	OnReload func(result string)
 	// OnReject is called with a refused snapshot and why it was refused; may be nil.
 	OnReject func(s Snapshot, err error)
+	// PersistFile, when set, is where the store keeps the last version it accepted, and
+	// where it starts from until the source answers (persist.go). PersistSubject names the
+	// source; a copy kept for another source is ignored.
+	PersistFile, PersistSubject string
 }
 
 // Store holds the mapping in force and swaps in new versions atomically. It implements
@@ -64,6 +68,9 @@ type storeState struct {
 	loaded, deleted bool
 	// refused is the newest version refused since the one in force, if any.
 	refused *refusal
+	// restored is when a previous run saved the mapping in force, while the source has not
+	// answered yet; zero otherwise.
+	restored time.Time
 }
 
 // pending is true until the source delivered its first snapshot, of whatever kind.
@@ -90,6 +97,7 @@ func NewStore(opts StoreOptions) *Store {
 	}
 	s := &Store{opts: opts, log: log, now: time.Now, empty: &Mapping{}}
 	s.cur.Store(&storeState{mapping: s.empty})
+	s.restore()
 	return s
 }
 
@@ -128,7 +136,7 @@ func (s *Store) Update(snap Snapshot) {
 	case snap.Err != nil:
 		s.refuse(old, snap, fmt.Errorf("the mapping source could not be read: %w", snap.Err))
 	default:
-		if snap.Version != "" && old.loaded && !old.deleted && old.refused == nil && snap.Version == old.version {
+		if snap.Version != "" && old.loaded && !old.deleted && old.refused == nil && snap.Version == old.version && old.restored.IsZero() {
 			return // redelivered (e.g. a re-list): nothing changed
 		}
 		m, err := ParseWith(snap.Data, ParseOptions{Issuers: s.opts.Issuers, BinaryData: snap.BinaryData})
@@ -148,6 +156,7 @@ func (s *Store) accept(old *storeState, snap Snapshot, m *Mapping) {
 	} else {
 		s.log.Info("identity mapping loaded", attrs...)
 	}
+	s.persist(snap)
 	s.reloaded(ReloadSuccess)
 }
 
@@ -200,6 +209,9 @@ func (s *Store) Status() (ok bool, detail string) {
 	switch {
 	case st.deleted:
 		b = fmt.Appendf(b, "the mapping is deleted (since %s): every mapping is revoked", stamp(st.since))
+	case st.loaded && !st.restored.IsZero():
+		b = fmt.Appendf(b, "version %s from the previous run (saved at %s), served until the source answers (%d users, %d groups)",
+			st.version, stamp(st.restored), len(st.mapping.Users), len(st.mapping.Groups))
 	case st.loaded:
 		b = fmt.Appendf(b, "version %s in force since %s (%d users, %d groups)", st.version, stamp(st.since), len(st.mapping.Users), len(st.mapping.Groups))
 	case st.refused != nil:

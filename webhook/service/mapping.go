@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -37,10 +38,16 @@ func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig st
 	default:
 		return nil, nil, nil
 	}
+	var persistFile string
+	if s.opts.KeepState {
+		persistFile = filepath.Join(s.cfg.Server.StateDir, stateCacheDir, "mapping.json")
+	}
 	store := mapping.NewStore(mapping.StoreOptions{
-		Issuers:      issuers,
-		RequireMatch: cfg.RequireMatch,
-		Logger:       s.log.With("source", source.String()),
+		PersistFile:    persistFile,
+		PersistSubject: source.String(),
+		Issuers:        issuers,
+		RequireMatch:   cfg.RequireMatch,
+		Logger:         s.log.With("source", source.String()),
 		OnReload: func(result string) {
 			s.metrics.MappingReloads.WithLabelValues(result).Inc()
 			if events != nil && result == mapping.ReloadSuccess {
