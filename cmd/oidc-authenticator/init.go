@@ -42,9 +42,14 @@ re-issued or updated.`,
 			if err != nil {
 				return err
 			}
+			cacheDone, cacheDir, err := ensureCacheDir(stateDir)
+			if err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			printInitResult(out, files, res, hostname)
 			fmt.Fprintf(out, "%-9s %s\n", kubeconfigDone, files.Kubeconfig())
+			fmt.Fprintf(out, "%-9s %s/\n", cacheDone, cacheDir)
 			fmt.Fprintf(out, `
 In the webhook's configuration file, set:
   server:

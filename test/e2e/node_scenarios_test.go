@@ -46,7 +46,7 @@ func podReady(n *node) {
 		n.t.Fatal(err)
 	}
 	for mp, want := range map[string]string{"/": "ro", "/var/lib/oidc-authenticator": "ro", "/etc/oidc-authenticator": "ro",
-		"/var/run/secrets/kubernetes.io/serviceaccount": "ro"} {
+		"/var/run/secrets/kubernetes.io/serviceaccount": "ro", "/var/lib/oidc-authenticator/cache": "rw"} {
 		opts, ok := mounts[mp]
 		if !ok {
 			n.t.Errorf("%s is not mounted in the server container", mp)
