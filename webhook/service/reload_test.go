@@ -411,3 +411,48 @@ func TestWatchConfigFollowsAMountedConfigMap(t *testing.T) {
 		t.Fatalf("success reloads %v, want 1 (the version at start is not a reload)", n)
 	}
 }
+
+// With KeepState, a restarted service judges the first token with the keys the previous one
+// had, although the issuer is down, and /readyz says where the keys come from.
+func TestRestartJudgesTheFirstTokenWithTheKeptKeys(t *testing.T) {
+	ti := issuertest.New(t)
+	dir := t.TempDir()
+	h := &reloadHarness{path: filepath.Join(dir, "config.yaml"), state: filepath.Join(dir, "state"), logs: &lockedBuffer{}}
+	h.write(t, h.configYAML("", issuerYAML(ti, "kubernetes")))
+	run := func() (*Service, func()) {
+		cfg, err := config.Load(h.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(h.logs, nil)), ConfigFile: h.path, KeepState: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		wait := svc.StartIssuers(ctx)
+		waitReady(t, svc.Issuers()[0])
+		return svc, func() { cancel(); wait() }
+	}
+	_, stop := run()
+	stop()
+	if entries, err := os.ReadDir(filepath.Join(h.state, "cache", "issuers")); err != nil || len(entries) != 1 {
+		t.Fatalf("kept state: %v %v", entries, err)
+	}
+	tok := ti.Token(t, nil)
+	ti.SetDown(true)
+
+	svc, stop := run()
+	defer stop()
+	if res, err := svc.Authenticator().Authenticate(context.Background(), tok); err != nil || res.User.Name != "alice@example.com" {
+		t.Fatalf("the first token after the restart, the issuer down: %+v %v", res.User, err)
+	}
+	var line webhook.CheckResult
+	for _, r := range svc.readiness() {
+		if r.Name == "issuer "+ti.URL {
+			line = r
+		}
+	}
+	if !line.OK || !strings.Contains(line.Detail, "from the previous run") {
+		t.Fatalf("/readyz issuer line: %+v", line)
+	}
+}
