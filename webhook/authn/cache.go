@@ -25,19 +25,26 @@ type cache struct {
 	names   []string // the issuers' URLs, sorted: an identity packs its issuer's index
 	opts    Options
 	store   *gocache.Cache
+	shared  *interned // the strings identities share: group names, extra values
 	hashers sync.Pool // of *hasher, keyed for this process
 	flight  singleflight.Group
 	bound   sync.Mutex   // makes CacheMaxEntries and CacheMaxBytes hard bounds
-	order   []string     // cache keys, oldest first (some may be gone already); under bound
+	order   []cacheKey   // oldest first (some may be gone already); under bound
 	bytes   atomic.Int64 // what the cached entries take, by entrySize
 }
+
+// cacheKey is a cache key's bytes, which hold no pointer: the eviction order costs the
+// garbage collector nothing and keeps no evicted entry alive.
+type cacheKey [keySize]byte
+
+const keySize = 16
 
 func newCache(next TokenVerifier, names []string, opts Options) (*cache, error) {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("generate cache key: %w", err)
 	}
-	c := &cache{next: next, names: names, opts: opts, store: gocache.New(opts.CacheTTL, time.Minute)}
+	c := &cache{next: next, names: names, opts: opts, store: gocache.New(opts.CacheTTL, time.Minute), shared: newInterned(internBudget(opts.CacheMaxBytes))}
 	c.store.OnEvicted(func(_ string, v any) { c.bytes.Add(-entrySize(v.(string))) })
 	c.hashers.New = func() any { return &hasher{mac: hmac.New(sha256.New, secret)} }
 	return c, nil
@@ -48,7 +55,7 @@ func newCache(next TokenVerifier, names []string, opts Options) (*cache, error) 
 func (c *cache) verifyToken(ctx context.Context, raw string) (*Identity, bool, error) {
 	key := c.key(raw)
 	if v, ok := c.store.Get(key); ok {
-		if id, err := unpackIdentity(v.(string), c.names); err == nil {
+		if id, err := unpackIdentity(v.(string), c.names, c.shared.list()); err == nil {
 			c.observe(true)
 			return id.withPayload(raw), true, nil
 		}
@@ -74,9 +81,18 @@ func (c *cache) verifyToken(ctx context.Context, raw string) (*Identity, bool, e
 // CacheEntryOverhead is what one cache entry takes beside its packed identity: its key, the
 // cache's item and map slot, and its place in the eviction order (an estimate, measured in
 // docs/performance.md).
-const CacheEntryOverhead = 128
+const CacheEntryOverhead = 96
 
 func entrySize(packed string) int64 { return int64(len(packed)) + CacheEntryOverhead }
+
+// internBudget is the share of the byte bound the table of shared strings may take: an
+// eighth, or 8 MiB when the cache has no byte bound.
+func internBudget(maxBytes int64) int64 {
+	if maxBytes <= 0 {
+		return 8 << 20
+	}
+	return maxBytes / 8
+}
 
 // remember caches id, packed and without its claim set, until min(TTL, exp). The bounds on
 // entries and bytes hold under any flood of valid tokens: the oldest entries are evicted to
@@ -90,32 +106,34 @@ func (c *cache) remember(key string, id *Identity) {
 	if !found {
 		return
 	}
-	packed := id.pack(i)
+	// The key and the identity share one allocation: the key is the entry's first bytes.
+	entry := id.pack(key, i, c.shared)
+	key, packed := entry[:keySize], entry[keySize:]
 	size := entrySize(packed)
-	maxBytes := c.opts.CacheMaxBytes
-	if maxBytes > 0 && size > maxBytes {
+	maxBytes := c.opts.CacheMaxBytes - c.shared.bytes.Load()
+	if c.opts.CacheMaxBytes > 0 && size > maxBytes {
 		return
 	}
 	c.bound.Lock()
 	defer c.bound.Unlock()
 	c.store.Delete(key) // an expired entry not yet swept: its bytes are counted once
 	for len(c.order) > 0 && (c.opts.CacheMaxEntries > 0 && c.store.ItemCount() >= c.opts.CacheMaxEntries ||
-		maxBytes > 0 && c.bytes.Load()+size > maxBytes) {
-		c.store.Delete(c.order[0])
-		c.order[0] = ""
+		c.opts.CacheMaxBytes > 0 && c.bytes.Load()+size > maxBytes) {
+		c.store.Delete(string(c.order[0][:]))
 		c.order = c.order[1:]
 	}
 	c.store.Set(key, packed, ttl)
 	c.bytes.Add(size)
-	c.order = append(c.order, key)
+	c.order = append(c.order, cacheKey([]byte(key)))
 	if len(c.order) > 2*c.store.ItemCount()+1024 {
 		// Most of the order is of entries that expired: keep those still cached.
-		c.order = slices.DeleteFunc(c.order, func(k string) bool { _, ok := c.store.Get(k); return !ok })
+		c.order = slices.DeleteFunc(c.order, func(k cacheKey) bool { _, ok := c.store.Get(string(k[:])); return !ok })
 	}
 }
 
-// Bytes reports what the remembered tokens take, as CacheMaxBytes counts it.
-func (c *cache) Bytes() int64 { return c.bytes.Load() }
+// Bytes reports what the remembered tokens take, as CacheMaxBytes counts it: the entries and
+// the table of the strings they share.
+func (c *cache) Bytes() int64 { return c.bytes.Load() + c.shared.bytes.Load() }
 
 // cacheKey is the HMAC-SHA256 of the token under a key of this process, truncated to 128 bits
 // (as HMAC-SHA-256-128 is, RFC 4868): the cache never holds a token, nor anything that would
@@ -130,7 +148,7 @@ func (c *cache) key(raw string) string {
 		h.buf = nil
 	}
 	var sum [sha256.Size]byte
-	return string(h.mac.Sum(sum[:0])[:16])
+	return string(h.mac.Sum(sum[:0])[:keySize])
 }
 
 // hasher is an HMAC with a buffer for the token it hashes.
