@@ -15,7 +15,7 @@ K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) -X k8s
 # kubectl from PATH when there is one, else built from the same Kubernetes release.
 KUBECTL  ?= $(shell command -v kubectl 2>/dev/null || echo $(CURDIR)/$(BIN)/kubectl)
 
-.PHONY: all build test dex demo lint fuzz bench e2e soak etcd kube-apiserver kubectl clean
+.PHONY: all build test dex demo lint fuzz bench bench-scale e2e soak etcd kube-apiserver kubectl clean
 
 all: build
 
@@ -81,6 +81,12 @@ BENCH_FLAGS ?=
 bench: build
 	cd test/bench && $(GO) build -o $(CURDIR)/$(BIN)/bench .
 	$(BIN)/bench -authenticator $(BIN)/oidc-authenticator $(BENCH_FLAGS)
+
+## bench-scale: how oidc-authenticator's cost grows with groups per token, mapping entries and
+## cached identities, each a curve measured in one run (docs/performance.md, "Scale")
+bench-scale: build
+	cd test/bench && $(GO) build -o $(CURDIR)/$(BIN)/bench .
+	$(BIN)/bench -scale -authenticator $(BIN)/oidc-authenticator $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)
