@@ -15,7 +15,7 @@ K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) -X k8s
 # kubectl from PATH when there is one, else built from the same Kubernetes release.
 KUBECTL  ?= $(shell command -v kubectl 2>/dev/null || echo $(CURDIR)/$(BIN)/kubectl)
 
-.PHONY: all build test dex demo lint fuzz bench e2e etcd kube-apiserver kubectl clean
+.PHONY: all build test dex demo lint fuzz bench bench-scale e2e soak etcd kube-apiserver kubectl clean
 
 all: build
 
@@ -60,7 +60,12 @@ etcd:
 
 ## e2e: kubectl -> kube-apiserver -> oidc-authenticator -> Dex, with etcd, for webhook versions v1 and v1beta1
 e2e: build $(DEX) $(APISERVER) etcd kubectl
-	DEX_BIN=$(CURDIR)/$(DEX) KUBECTL_BIN=$(KUBECTL) $(GO) test -tags e2e -count=1 -v -timeout 25m ./test/e2e
+	DEX_BIN=$(CURDIR)/$(DEX) KUBECTL_BIN=$(KUBECTL) $(GO) test -tags e2e -count=1 -v -timeout 25m -run '^TestE2E$$' ./test/e2e
+
+## soak: the operations soak: logins through kube-apiserver at a steady rate while the config file,
+## the webhook process, Dex, the mapping ConfigMap and the serving certificate change (docs/operations.md)
+soak: build $(DEX) $(APISERVER) etcd kubectl
+	DEX_BIN=$(CURDIR)/$(DEX) KUBECTL_BIN=$(KUBECTL) $(GO) test -tags e2e -count=1 -v -timeout 20m -run '^TestSoak$$' ./test/e2e
 
 ## fuzz: run each fuzz target for a bounded time: the TokenReview decoder, the JWT pre-parser, our verdicts against go-oidc's, the mapping parsers
 FUZZTIME ?= 20s
@@ -76,6 +81,12 @@ BENCH_FLAGS ?=
 bench: build
 	cd test/bench && $(GO) build -o $(CURDIR)/$(BIN)/bench .
 	$(BIN)/bench -authenticator $(BIN)/oidc-authenticator $(BENCH_FLAGS)
+
+## bench-scale: how oidc-authenticator's cost grows with groups per token, mapping entries and
+## cached identities, each a curve measured in one run (docs/performance.md, "Scale")
+bench-scale: build
+	cd test/bench && $(GO) build -o $(CURDIR)/$(BIN)/bench .
+	$(BIN)/bench -scale -authenticator $(BIN)/oidc-authenticator $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)

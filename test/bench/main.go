@@ -6,6 +6,7 @@
 //
 //	make bench                 # the full run recorded in docs/performance.md
 //	make bench BENCH_FLAGS=-short
+//	make bench-scale           # how the cost grows with groups, mapping entries and cached identities
 //
 // It lives in a module of its own so that the product's go.mod does not carry k8s.io/apiserver.
 package main
@@ -40,6 +41,7 @@ func main() {
 	flag.BoolVar(&o.peerHTTP1, "peer-http1", false, "serve the peer over HTTP/1.1 only, as oidc-authenticator does (default: Go's HTTP/2, as users assemble it)")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of oidc-authenticator per workload into this directory (its --profiling endpoint)")
 	flag.Float64Var(&o.maxSteal, "max-steal", 0.05, "measure a server again when the host took more than this fraction of the machine's CPU during its run (steal time, /proc/stat)")
+	flag.BoolVar(&o.scale, "scale", false, "measure the scale curves instead (groups per token, expression entries, mapping file size, cached identities; make bench-scale)")
 	flag.IntVar(&o.retries, "retries", 2, "how many times a disturbed run is measured again; the least disturbed attempt counts")
 	flag.Parse()
 	if o.short {
@@ -47,7 +49,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o); err != nil {
+	runner := run
+	if o.scale {
+		runner = runScale
+	}
+	if err := runner(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -65,6 +71,7 @@ type options struct {
 	peerHTTP1     bool
 	maxSteal      float64
 	retries       int
+	scale         bool
 }
 
 // selects reports whether -only lets the workload named name run.

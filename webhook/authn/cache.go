@@ -27,14 +27,21 @@ import (
 type cache struct {
 	limits  atomic.Pointer[cacheLimits]
 	store   *gocache.Cache
+	shared  *interned    // the strings identities share: group names, extra values
 	hashers sync.Pool    // of *hasher, keyed for this process
 	bound   sync.Mutex   // makes the entry and byte bounds hard bounds
-	order   []string     // cache keys, oldest first (some may be gone already); under bound
+	order   []cacheKey   // oldest first (some may be gone already); under bound
 	bytes   atomic.Int64 // what the cached entries take, by entrySize
 
 	slotsMu sync.Mutex
 	slots   atomic.Pointer[slotTable]
 }
+
+// cacheKey is a cache key's bytes, which hold no pointer: the eviction order costs the
+// garbage collector nothing and keeps no evicted entry alive.
+type cacheKey [keySize]byte
+
+const keySize = 16
 
 // cacheLimits are the bounds a reconfiguration may change in place.
 type cacheLimits struct {
@@ -56,7 +63,7 @@ func newCache(opts Options) (*cache, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("generate cache key: %w", err)
 	}
-	c := &cache{store: gocache.New(opts.CacheTTL, time.Minute)}
+	c := &cache{store: gocache.New(opts.CacheTTL, time.Minute), shared: newInterned(internBudget(opts.CacheMaxBytes))}
 	c.setLimits(opts)
 	c.slots.Store(&slotTable{})
 	c.store.OnEvicted(func(_ string, v any) { c.bytes.Add(-entrySize(v.(string))) })
@@ -102,7 +109,7 @@ func (c *cache) verifyToken(ctx context.Context, g *generation, raw string) (*Id
 	if v, ok := c.store.Get(key); ok {
 		packed := v.(string)
 		if g.serves(packed) {
-			if id, err := unpackIdentity(packed, g.slotURLs); err == nil {
+			if id, err := unpackIdentity(packed, g.slotURLs, c.shared.list()); err == nil {
 				c.observe(g, true)
 				return id.withPayload(raw), true, nil
 			}
@@ -132,9 +139,19 @@ func (c *cache) verifyToken(ctx context.Context, g *generation, raw string) (*Id
 // CacheEntryOverhead is what one cache entry takes beside its packed identity: its key, the
 // cache's item and map slot, and its place in the eviction order (an estimate, measured in
 // docs/performance.md).
-const CacheEntryOverhead = 128
+const CacheEntryOverhead = 96
 
 func entrySize(packed string) int64 { return int64(len(packed)) + CacheEntryOverhead }
+
+// internBudget is the share of the byte bound the table of shared strings may take: an
+// eighth, or 8 MiB when the cache has no byte bound. It is set when the cache is made: a
+// reconfiguration that changes the byte bound keeps the table's budget.
+func internBudget(maxBytes int64) int64 {
+	if maxBytes <= 0 {
+		return 8 << 20
+	}
+	return maxBytes / 8
+}
 
 // remember caches id, packed and without its claim set, until min(TTL, exp). The bounds on
 // entries and bytes hold under any flood of valid tokens: the oldest entries are evicted to
@@ -149,9 +166,11 @@ func (c *cache) remember(g *generation, key string, id *Identity) {
 	if !found {
 		return
 	}
-	packed := id.pack(i)
+	// The key and the identity share one allocation: the key is the entry's first bytes.
+	entry := id.pack(key, i, c.shared)
+	key, packed := entry[:keySize], entry[keySize:]
 	size := entrySize(packed)
-	if lim.maxBytes > 0 && size > lim.maxBytes {
+	if lim.maxBytes > 0 && size > lim.maxBytes-c.shared.bytes.Load() {
 		return
 	}
 	c.bound.Lock()
@@ -160,25 +179,27 @@ func (c *cache) remember(g *generation, key string, id *Identity) {
 	c.evict(lim, size)
 	c.store.Set(key, packed, ttl)
 	c.bytes.Add(size)
-	c.order = append(c.order, key)
+	c.order = append(c.order, cacheKey([]byte(key)))
 	if len(c.order) > 2*c.store.ItemCount()+1024 {
 		// Most of the order is of entries that expired: keep those still cached.
-		c.order = slices.DeleteFunc(c.order, func(k string) bool { _, ok := c.store.Get(k); return !ok })
+		c.order = slices.DeleteFunc(c.order, func(k cacheKey) bool { _, ok := c.store.Get(string(k[:])); return !ok })
 	}
 }
 
-// evict removes the oldest entries until one of size more fits the bounds. Callers hold bound.
+// evict removes the oldest entries until one of size more fits the bounds (the byte bound
+// less what the shared strings take). Callers hold bound.
 func (c *cache) evict(lim *cacheLimits, size int64) {
+	maxBytes := lim.maxBytes - c.shared.bytes.Load()
 	for len(c.order) > 0 && (lim.maxEntries > 0 && c.store.ItemCount()+int(min(size, 1)) > lim.maxEntries ||
-		lim.maxBytes > 0 && c.bytes.Load()+size > lim.maxBytes) {
-		c.store.Delete(c.order[0])
-		c.order[0] = ""
+		lim.maxBytes > 0 && c.bytes.Load()+size > maxBytes) {
+		c.store.Delete(string(c.order[0][:]))
 		c.order = c.order[1:]
 	}
 }
 
-// Bytes reports what the remembered tokens take, as CacheMaxBytes counts it.
-func (c *cache) Bytes() int64 { return c.bytes.Load() }
+// Bytes reports what the remembered tokens take, as CacheMaxBytes counts it: the entries and
+// the table of the strings they share.
+func (c *cache) Bytes() int64 { return c.bytes.Load() + c.shared.bytes.Load() }
 
 // cacheKey is the HMAC-SHA256 of the token under a key of this process, truncated to 128 bits
 // (as HMAC-SHA-256-128 is, RFC 4868): the cache never holds a token, nor anything that would
@@ -193,7 +214,7 @@ func (c *cache) key(raw string) string {
 		h.buf = nil
 	}
 	var sum [sha256.Size]byte
-	return string(h.mac.Sum(sum[:0])[:16])
+	return string(h.mac.Sum(sum[:0])[:keySize])
 }
 
 // hasher is an HMAC with a buffer for the token it hashes.

@@ -7,19 +7,29 @@ import (
 )
 
 // The cache keeps each identity packed into one string: its fields one after the other, each
-// string as its length and its bytes, or as a reference to an equal field before it (a
-// username that is the email, a uid that is the subject). One string is one allocation that
-// the garbage collector never scans, a third of the memory an Identity and its parts take
+// string as its length and its bytes, as a reference to an equal field before it (a username
+// that is the email, a uid that is the subject), or as the number of a string the whole cache
+// shares (interned.go: group names and extra values). One string is one allocation that the
+// garbage collector never scans, a fraction of the memory an Identity and its parts take
 // (docs/performance.md). Unpacking makes strings that share the packed bytes.
 //
 // Layout: issuer index, subject, email, email_verified (0 absent, 1 false, 2 true), exp (Unix
 // seconds), raw groups, user name, uid, user groups, extra (key, values) pairs. Lists are a
-// count followed by their strings.
+// count followed by their strings. A string starts with a tag: packedRef and the position of
+// an equal string before it, packedInterned and its number in the shared table, or
+// packedLiteral plus its length and then its bytes.
 
 const (
 	packedNoEmailVerified = iota
 	packedUnverified
 	packedVerified
+)
+
+// The tags of a packed string.
+const (
+	packedRef = iota
+	packedInterned
+	packedLiteral
 )
 
 // errCorruptEntry means a packed identity does not decode: a bug, never a token's doing.
@@ -33,6 +43,7 @@ type packer struct {
 	b       []byte
 	written []string
 	index   map[string]int // of written, once there are more than indexAfter
+	shared  *interned      // nil: every string is packed into the identity
 	// compared counts string comparisons, for the test that keeps packing linear.
 	compared int
 }
@@ -42,10 +53,10 @@ const indexAfter = 16
 
 func (p *packer) uint(v uint64) { p.b = binary.AppendUvarint(p.b, v) }
 
-// str writes s as 0 and the index of an equal string written before, or as len(s)+1 and s.
+// str writes s as a reference to an equal string written before, or as its bytes.
 func (p *packer) str(s string) {
 	if i, ok := p.find(s); ok {
-		p.uint(0)
+		p.uint(packedRef)
 		p.uint(uint64(i))
 		return
 	}
@@ -61,8 +72,20 @@ func (p *packer) str(s string) {
 		p.index[s] = len(p.written)
 	}
 	p.written = append(p.written, s)
-	p.uint(uint64(len(s)) + 1)
+	p.uint(packedLiteral + uint64(len(s)))
 	p.b = append(p.b, s...)
+}
+
+// common writes s as the number of the cache's shared copy, when it has or can make one.
+func (p *packer) common(s string) {
+	if p.shared != nil {
+		if i, ok := p.shared.id(s); ok {
+			p.uint(packedInterned)
+			p.uint(uint64(i))
+			return
+		}
+	}
+	p.str(s)
 }
 
 // find returns the position of a written string equal to s.
@@ -81,23 +104,26 @@ func (p *packer) find(s string) (int, bool) {
 	return 0, false
 }
 
-func (p *packer) strs(list []string) {
+// commons writes a list of strings that identities share (groups, extra values).
+func (p *packer) commons(list []string) {
 	p.uint(uint64(len(list)))
 	for _, s := range list {
-		p.str(s)
+		p.common(s)
 	}
 }
 
-// pack encodes id without its claim set; issuer is the position of id.Issuer among the
-// Authenticator's issuers.
-func (id *Identity) pack(issuer int) string {
-	s, _ := id.packCounted(issuer)
+// pack encodes id without its claim set, after prefix; issuer is the position of id.Issuer
+// among the Authenticator's issuers, and shared, when not nil, the table of strings the
+// cache's identities share.
+func (id *Identity) pack(prefix string, issuer int, shared *interned) string {
+	s, _ := id.packCounted(prefix, issuer, shared)
 	return s
 }
 
 // packCounted is pack, also returning how many string comparisons it made.
-func (id *Identity) packCounted(issuer int) (string, int) {
-	p := packer{b: make([]byte, 0, 128), written: make([]string, 0, 8)}
+func (id *Identity) packCounted(prefix string, issuer int, shared *interned) (string, int) {
+	p := packer{b: make([]byte, 0, 128), written: make([]string, 0, 8), shared: shared}
+	p.b = append(p.b, prefix...)
 	p.uint(uint64(issuer))
 	p.str(id.Subject)
 	p.str(id.Email)
@@ -110,23 +136,24 @@ func (id *Identity) packCounted(issuer int) (string, int) {
 		p.uint(packedUnverified)
 	}
 	p.uint(uint64(id.Expiry.Unix()))
-	p.strs(id.Groups)
+	p.commons(id.Groups)
 	p.str(id.User.Name)
 	p.str(id.User.UID)
-	p.strs(id.User.Groups)
+	p.commons(id.User.Groups)
 	p.uint(uint64(len(id.User.Extra)))
 	for k, v := range id.User.Extra {
-		p.str(k)
-		p.strs(v)
+		p.common(k)
+		p.commons(v)
 	}
 	return string(p.b), p.compared
 }
 
 // unpacker reads what a packer wrote; the first error sticks.
 type unpacker struct {
-	s    string
-	read []string
-	err  error
+	s      string
+	read   []string
+	shared []string // the cache's interned strings
+	err    error
 }
 
 func (u *unpacker) uint() uint64 {
@@ -143,23 +170,29 @@ func (u *unpacker) uint() uint64 {
 }
 
 func (u *unpacker) str() string {
-	n := u.uint()
-	if n == 0 {
+	switch tag := u.uint(); tag {
+	case packedRef, packedInterned:
+		from := u.read
+		if tag == packedInterned {
+			from = u.shared
+		}
 		i := u.uint()
-		if u.err != nil || i >= uint64(len(u.read)) {
+		if u.err != nil || i >= uint64(len(from)) {
 			u.err = errCorruptEntry
 			return ""
 		}
-		return u.read[i]
+		return from[i]
+	default:
+		n := tag - packedLiteral
+		if u.err != nil || n > uint64(len(u.s)) {
+			u.err = errCorruptEntry
+			return ""
+		}
+		s := u.s[:n]
+		u.s = u.s[n:]
+		u.read = append(u.read, s)
+		return s
 	}
-	if u.err != nil || n-1 > uint64(len(u.s)) {
-		u.err = errCorruptEntry
-		return ""
-	}
-	s := u.s[:n-1]
-	u.s = u.s[n-1:]
-	u.read = append(u.read, s)
-	return s
 }
 
 func (u *unpacker) strs() []string {
@@ -177,10 +210,10 @@ func (u *unpacker) strs() []string {
 	return list
 }
 
-// unpackIdentity decodes what pack wrote; issuers are the Authenticator's issuers, in the
-// order pack was given.
-func unpackIdentity(s string, issuers []string) (*Identity, error) {
-	u := unpacker{s: s, read: make([]string, 0, 8)}
+// unpackIdentity decodes what pack wrote (after its prefix); issuers are the Authenticator's
+// issuers, in the order pack was given, and shared the strings of the table pack was given.
+func unpackIdentity(s string, issuers, shared []string) (*Identity, error) {
+	u := unpacker{s: s, read: make([]string, 0, 8), shared: shared}
 	id := &Identity{}
 	if i := u.uint(); i < uint64(len(issuers)) {
 		id.Issuer = issuers[i]

@@ -3,6 +3,7 @@ package authn
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,7 +39,7 @@ func TestPackRoundTrip(t *testing.T) {
 			if tc.id.Issuer == issuers[1] {
 				i = 1
 			}
-			got, err := unpackIdentity(tc.id.pack(i), issuers)
+			got, err := unpackIdentity(tc.id.pack("", i, nil), issuers, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,22 +54,22 @@ func TestPackRoundTrip(t *testing.T) {
 func TestUnpackDamaged(t *testing.T) {
 	id := Identity{Issuer: "https://a", Subject: "s", Email: "e@x", Groups: []string{"g"}, Expiry: time.Unix(1, 0),
 		User: User{Name: "e@x", UID: "s", Groups: []string{"g"}, Extra: map[string][]string{"k": {"v"}}}}
-	packed := id.pack(0)
+	packed := id.pack("", 0, nil)
 	for n := range len(packed) {
-		if got, err := unpackIdentity(packed[:n], []string{"https://a"}); err == nil {
+		if got, err := unpackIdentity(packed[:n], []string{"https://a"}, nil); err == nil {
 			t.Fatalf("the first %d of %d bytes unpacked to %+v", n, len(packed), got)
 		}
 	}
-	if _, err := unpackIdentity(packed, nil); err == nil {
+	if _, err := unpackIdentity(packed, nil, nil); err == nil {
 		t.Fatal("an issuer index out of range unpacked")
 	}
 }
 
 func FuzzUnpack(f *testing.F) {
-	f.Add((&Identity{Issuer: "https://a", Subject: "s", User: User{Name: "n", Groups: []string{"g"}}}).pack(0))
+	f.Add((&Identity{Issuer: "https://a", Subject: "s", User: User{Name: "n", Groups: []string{"g"}}}).pack("", 0, nil))
 	f.Add("\x00\x00\x05")
 	f.Fuzz(func(t *testing.T, s string) {
-		_, _ = unpackIdentity(s, []string{"https://a"})
+		_, _ = unpackIdentity(s, []string{"https://a"}, []string{"g"})
 	})
 }
 
@@ -83,14 +84,66 @@ func TestPackIsLinearInGroups(t *testing.T) {
 			id.Groups = append(id.Groups, g)
 			id.User.Groups = append(id.User.Groups, "oidc:"+g)
 		}
-		packed, compared := id.packCounted(0)
+		packed, compared := id.packCounted("", 0, nil)
 		strings := 4 + 2*n
 		if limit := 16*16 + 2*strings; compared > limit {
 			t.Errorf("%d groups: %d comparisons for %d strings; want at most %d (linear)", n, compared, strings, limit)
 		}
-		got, err := unpackIdentity(packed, []string{"https://a.example"})
+		got, err := unpackIdentity(packed, []string{"https://a.example"}, nil)
 		if err != nil || !reflect.DeepEqual(got.User.Groups, id.User.Groups) || !reflect.DeepEqual(got.Groups, id.Groups) {
 			t.Fatalf("%d groups: the identity does not round-trip: %v", n, err)
 		}
+	}
+}
+
+// Group names and extra values are kept once for the whole cache and each identity refers
+// to them by number; what does not fit the table's budget, or is too long to be worth
+// sharing, is packed into the identity as before. Either way the identity round-trips.
+func TestPackSharesCommonStrings(t *testing.T) {
+	issuers := []string{"https://a.example"}
+	long := strings.Repeat("g", maxInternedLen+1)
+	id := func(n int) Identity {
+		return Identity{Issuer: issuers[0], Subject: fmt.Sprintf("sub-%d", n), Email: fmt.Sprintf("u%d@example.com", n),
+			Groups: []string{"developers", fmt.Sprintf("team-%d", n%3), long}, Expiry: time.Unix(1_900_000_000, 0),
+			User: User{Name: fmt.Sprintf("u%d@example.com", n), UID: fmt.Sprintf("sub-%d", n),
+				Groups: []string{"oidc:developers", fmt.Sprintf("oidc:team-%d", n%3)},
+				Extra:  map[string][]string{"example.com/tenant": {"blue"}}}}
+	}
+	shared := newInterned(1 << 20)
+	alone := id(0)
+	unshared := alone.pack("", 0, nil)
+	var packed []string
+	for n := range 30 {
+		packed = append(packed, func() string { i := id(n); return i.pack("", 0, shared) }())
+	}
+	// developers, team-0..2, oidc:developers, oidc:team-0..2, the extra key and value; not long.
+	if got := len(shared.list()); got != 10 {
+		t.Fatalf("%d strings shared; want 10: %q", got, shared.list())
+	}
+	if len(packed[0]) >= len(unshared)-40 {
+		t.Fatalf("a packed identity takes %d bytes with the shared table and %d without; want the groups out of it", len(packed[0]), len(unshared))
+	}
+	for n, p := range packed {
+		got, err := unpackIdentity(p, issuers, shared.list())
+		if want := id(n); err != nil || !reflect.DeepEqual(*got, want) {
+			t.Fatalf("identity %d unpacked to %+v, %v; want %+v", n, got, err, want)
+		}
+	}
+	// A reference beyond the table is damage, not a panic.
+	if _, err := unpackIdentity(packed[0], issuers, shared.list()[:2]); err == nil {
+		t.Fatal("an identity unpacked with a table that lacks its strings")
+	}
+
+	// A full table takes no more: later strings are packed into the identity.
+	small := newInterned(2 * (internedOverhead + int64(len("oidc:developers"))))
+	for n := range 5 {
+		i := id(n)
+		got, err := unpackIdentity(i.pack("", 0, small), issuers, small.list())
+		if err != nil || !reflect.DeepEqual(*got, i) {
+			t.Fatalf("with a full table, identity %d unpacked to %+v, %v", n, got, err)
+		}
+	}
+	if b := small.bytes.Load(); b > small.budget || len(small.list()) != 2 {
+		t.Fatalf("the table holds %d strings in %d bytes; its budget is %d", len(small.list()), b, small.budget)
 	}
 }
