@@ -206,6 +206,9 @@ func (i *Issuer) Run(ctx context.Context) {
 			i.opts.Logger.Info("issuer ready", "issuer", i.URL())
 			return
 		}
+		if ctx.Err() != nil {
+			return // stopped (e.g. removed by a reconfiguration): nothing to report
+		}
 		delay := backoff.Step()
 		if i.ready.Load() != nil {
 			// Keys of a previous run keep verifying tokens meanwhile.

@@ -18,6 +18,7 @@ type managedIssuer struct {
 	is    *issuer.Issuer
 	entry string             // fingerprint of the entry: an issuer is kept while it is unchanged
 	stop  context.CancelFunc // ends its Run; nil until started (under Service.mu)
+	done  chan struct{}      // closed when its Run has returned
 }
 
 // issuerSet is the issuers of one configuration, in the file's order.
@@ -126,7 +127,7 @@ func (s *Service) buildIssuers(cfg *config.Configuration, old *issuerSet) (*issu
 		if prev != nil {
 			is.Inherit(prev.is)
 		}
-		set.all = append(set.all, &managedIssuer{is: is, entry: fp})
+		set.all = append(set.all, &managedIssuer{is: is, entry: fp, done: make(chan struct{})})
 	}
 	return set, nil
 }
@@ -139,5 +140,31 @@ func (s *Service) start(m *managedIssuer) {
 	}
 	ctx, cancel := context.WithCancel(s.runCtx)
 	m.stop = cancel
-	s.wg.Go(func() { m.is.Run(ctx) })
+	s.wg.Go(func() {
+		defer close(m.done)
+		m.is.Run(ctx)
+	})
+}
+
+// retire stops m, which a reconfiguration replaced or removed. Once it has stopped, the
+// gauges of a removed issuer are dropped: they would keep its last values, and alerts on them.
+// Callers hold s.mu.
+func (s *Service) retire(m *managedIssuer) {
+	if m.stop == nil {
+		s.forgetIssuerMetrics(m.is.URL())
+		return
+	}
+	m.stop()
+	s.wg.Go(func() {
+		<-m.done
+		s.forgetIssuerMetrics(m.is.URL())
+	})
+}
+
+func (s *Service) forgetIssuerMetrics(url string) {
+	if s.issuers.Load().find(url) != nil {
+		return // still configured (changed, or added again)
+	}
+	s.metrics.IssuerReadiness.DeleteLabelValues(url)
+	s.metrics.JWKSLastSuccess.DeleteLabelValues(url)
 }

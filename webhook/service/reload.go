@@ -235,14 +235,9 @@ func (s *Service) apply(version string, cfg *config.Configuration) error {
 		if set.holds(m) {
 			continue
 		}
-		if m.stop != nil {
-			m.stop()
-		}
+		s.retire(m)
 		if set.find(m.is.URL()) == nil {
 			removed = append(removed, m.is.URL())
-			// Its gauges would otherwise keep its last values, and alerts on them.
-			s.metrics.IssuerReadiness.DeleteLabelValues(m.is.URL())
-			s.metrics.JWKSLastSuccess.DeleteLabelValues(m.is.URL())
 		}
 	}
 	if s.mapping != nil {

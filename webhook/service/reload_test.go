@@ -299,6 +299,32 @@ func TestReloadRemovesAnIssuerAndItsCachedTokens(t *testing.T) {
 	if n := len(h.svc.Issuers()); n != 1 {
 		t.Fatalf("%d issuers after removing one", n)
 	}
+	// Its gauges go once it has stopped (alerts on issuer_ready must not see it any more).
+	for deadline := time.Now().Add(20 * time.Second); hasIssuerGauge(h.svc, b.URL); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the removed issuer's issuer_ready gauge is still exported")
+		}
+	}
+	if !hasIssuerGauge(h.svc, a.URL) {
+		t.Fatal("the kept issuer's issuer_ready gauge is gone")
+	}
+}
+
+func hasIssuerGauge(s *Service, url string) bool {
+	families, _ := s.metrics.Gatherer().Gather()
+	for _, f := range families {
+		if f.GetName() != "oidc_authenticator_issuer_ready" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "issuer" && l.GetValue() == url {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // A changed entry applies to the next review, even a cached token, and even while the issuer
