@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/oidc-authenticator/oidc-authenticator/mapping"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
@@ -480,5 +482,56 @@ func TestRestartJudgesTheFirstTokenWithTheKeptKeys(t *testing.T) {
 	}
 	if !line.OK || !strings.Contains(line.Detail, "from the previous run") {
 		t.Fatalf("/readyz issuer line: %+v", line)
+	}
+}
+
+// With KeepState and the Kubernetes API unreachable, the service serves the mapping the
+// previous run accepted, and says so, until the ConfigMap can be read.
+func TestStartServesTheKeptMappingBeforeTheAPIAnswers(t *testing.T) {
+	ti := issuertest.New(t)
+	dir := t.TempDir()
+	h := &reloadHarness{path: filepath.Join(dir, "config.yaml"), state: filepath.Join(dir, "state"), logs: &lockedBuffer{}}
+	h.write(t, h.configYAML("", issuerYAML(ti, "kubernetes"))+"mapping: {configMap: kube-system/oidc-auth}\n")
+	// What a previous run accepted from the ConfigMap.
+	previous := mapping.NewStore(mapping.StoreOptions{
+		Issuers: []string{ti.URL}, PersistFile: filepath.Join(h.state, "cache", "mapping.json"), PersistSubject: "ConfigMap kube-system/oidc-auth",
+	})
+	previous.Update(mapping.Snapshot{Data: map[string]string{mapping.KeyUsers: "- email: alice@example.com\n  username: alice\n  groups: [admins]\n"}, Version: "42"})
+	// A kubeconfig whose API server refuses connections.
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	kc := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\n" +
+		"users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+	if err := os.WriteFile(kubeconfig, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(h.logs, nil)), ConfigFile: h.path, KeepState: true, Kubeconfig: kubeconfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	waitIssuers := svc.StartIssuers(ctx)
+	_, waitMapping := svc.StartMapping(ctx)
+	defer func() { cancel(); waitMapping(); waitIssuers() }()
+	waitReady(t, svc.Issuers()[0])
+
+	res, err := svc.Authenticator().Authenticate(context.Background(), ti.Token(t, nil))
+	if err != nil || res.User.Name != "alice" || !slices.Contains(res.User.Groups, "admins") {
+		t.Fatalf("before the API answers: %+v %v", res.User, err)
+	}
+	var line webhook.CheckResult
+	for _, r := range svc.readiness() {
+		if strings.HasPrefix(r.Name, "mapping ") {
+			line = r
+		}
+	}
+	if !line.OK || !strings.Contains(line.Detail, "version 42 from the previous run") {
+		t.Fatalf("/readyz mapping line: %+v", line)
+	}
+	if !strings.Contains(h.logs.String(), "serving the identity mapping of the previous run") {
+		t.Fatalf("not logged:\n%s", h.logs.String())
 	}
 }
