@@ -179,6 +179,17 @@ func rolloutRestart(n *node) {
 	if pod.Status.ContainerStatuses[0].RestartCount != 0 {
 		n.t.Errorf("the new pod's server restarted %d times", pod.Status.ContainerStatuses[0].RestartCount)
 	}
+	// The old pod kept the issuer's keys and the mapping in the state directory's cache/, and
+	// the new one started from them (docs/operations.md, "What survives a restart").
+	n.eventually(30*time.Second, "the new pod starts from what the old one kept", func() error {
+		log := n.podLog(pod)
+		for _, want := range []string{"issuer ready with the keys of the previous run", "serving the identity mapping of the previous run"} {
+			if !strings.Contains(log, want) {
+				return fmt.Errorf("no %q in its log:\n%s", want, log)
+			}
+		}
+		return nil
+	})
 }
 
 // 6. The admin pins a second tag (another build, another version) in the overlay and applies
