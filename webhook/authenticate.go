@@ -56,7 +56,7 @@ func (s *Server) authenticate(c echo.Context) error {
 	review, err := decodeReview(buf.Bytes())
 	if err != nil {
 		s.observe(start, resultBadRequest, "malformed_request")
-		s.log.Warn("malformed TokenReview", "remote", req.RemoteAddr, "err", err)
+		s.logMalformed(req.RemoteAddr, err)
 		return c.JSON(http.StatusBadRequest, errorBody{err.Error()})
 	}
 

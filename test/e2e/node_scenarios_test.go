@@ -216,8 +216,8 @@ func scrapeMetrics(n *node) {
 	if v := sum(before, "oidc_authenticator_issuer_ready", `issuer="`+n.dex.IssuerURL+`"`); v != 1 {
 		n.t.Errorf("oidc_authenticator_issuer_ready for Dex = %v, want 1", v)
 	}
-	if v := sum(before, "oidc_authenticator_mapping_reload_total", `result="success"`); v < 1 {
-		n.t.Errorf("oidc_authenticator_mapping_reload_total{result=success} = %v", v)
+	if v := sum(before, "oidc_authenticator_mapping_reloads_total", `result="success"`); v < 1 {
+		n.t.Errorf("oidc_authenticator_mapping_reloads_total{result=success} = %v", v)
 	}
 	allowed := sum(before, "oidc_authenticator_tokenreview_requests_total", `result="allowed"`)
 	n.aliceLogsIn(time.Minute)
