@@ -375,8 +375,8 @@ patches:
 	})
 	// The state directory lives in this run's directory instead of /var/lib/oidc-authenticator
 	// (the container sees the same path), and, since this loopback-only node runs no
-	// kube-proxy to route the kubernetes Service's ClusterIP, the pod reaches kube-apiserver
-	// on the node's loopback, as kubeadm's own host-network components do.
+	// kube-proxy, the pod reaches kube-apiserver on the node's loopback at this cluster's
+	// port, in place of the manifest's node address and 6443.
 	nodePatch := fmt.Sprintf(`apiVersion: apps/v1
 kind: DaemonSet
 metadata:
@@ -394,6 +394,7 @@ spec:
         env:
         - name: KUBERNETES_SERVICE_HOST
           value: 127.0.0.1
+          valueFrom: null
         - name: KUBERNETES_SERVICE_PORT
           value: "%s"
 `, n.state, strings.TrimPrefix(n.cp.api.url, "https://127.0.0.1:"))
