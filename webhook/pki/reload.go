@@ -199,3 +199,16 @@ func FileNotAfter(path string) func() (time.Time, bool) {
 		return cert.NotAfter, true
 	}
 }
+
+// ReadCertificate reads the first certificate of a PEM file.
+func ReadCertificate(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read certificate %s: %w", path, err)
+	}
+	cert, err := parseCertificate(data)
+	if err != nil {
+		return nil, fmt.Errorf("read certificate %s: %w", path, err)
+	}
+	return cert, nil
+}
