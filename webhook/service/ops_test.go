@@ -48,6 +48,12 @@ func startOps(t *testing.T, server string, opts service.Options) *opsService {
 
 func startOpsWith(t *testing.T, is *issuertest.Issuer, server string, opts service.Options) *opsService {
 	t.Helper()
+	return startOpsWithTail(t, is, server, "", opts)
+}
+
+// startOpsWithTail starts the service with tail appended to the configuration file.
+func startOpsWithTail(t *testing.T, is *issuertest.Issuer, server, tail string, opts service.Options) *opsService {
+	t.Helper()
 	state := t.TempDir()
 	addr, metricsAddr := freeAddr(t), freeAddr(t)
 	cfgYAML := fmt.Sprintf(`apiVersion: oidc-authenticator.io/v1alpha1
@@ -64,7 +70,7 @@ server:
 %s
   claimMappings:
     username: {claim: email, prefix: ""}
-`, addr, metricsAddr, state, server, is.URL, indent(is.CAPEM, "      "))
+%s`, addr, metricsAddr, state, server, is.URL, indent(is.CAPEM, "      "), tail)
 	cfg, err := config.Parse([]byte(cfgYAML))
 	if err != nil {
 		t.Fatal(err)
@@ -264,5 +270,29 @@ func TestListenerOpensOnceReady(t *testing.T) {
 	o.waitReady(t)
 	if code := o.review(t, o.client(t, true), is.Token(t, nil)); code != http.StatusOK {
 		t.Fatalf("after the issuer came up: %d", code)
+	}
+}
+
+// Rule: /readyz?verbose says which mapping version is in force and why the newest was refused,
+// but not the entries it maps: no email, subject or user name of the refused version.
+func TestReadyzShowsNoMappingEntries(t *testing.T) {
+	dir := t.TempDir()
+	mountConfigMap(t, dir, map[string]string{
+		"mapUsers": "- email: alice@example.com\n  username: alice\n- email: alice@example.com\n  username: mallory\n",
+	})
+	o2 := startOpsWithTail(t, issuertest.New(t), "", "mapping: {file: "+dir+"}\n", service.Options{})
+	var body string
+	waitFor(t, 20*time.Second, "the refusal in /readyz?verbose", func() bool {
+		code, b := o2.getMetrics(t, "/readyz?verbose")
+		body = b
+		return code != 0 && strings.Contains(body, "version ") && strings.Contains(body, " refused at ")
+	})
+	if !strings.Contains(body, "mapUsers[1].email") {
+		t.Errorf("the refusal does not name the field:\n%s", body)
+	}
+	for _, secret := range []string{"alice@example.com", "mallory"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("/readyz?verbose shows the mapping entry %q:\n%s", secret, body)
+		}
 	}
 }
