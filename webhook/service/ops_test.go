@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -294,5 +297,68 @@ func TestReadyzShowsNoMappingEntries(t *testing.T) {
 		if strings.Contains(body, secret) {
 			t.Errorf("/readyz?verbose shows the mapping entry %q:\n%s", secret, body)
 		}
+	}
+}
+
+// Rule: --apiserver-host sends the mapping's Kubernetes API requests to that host, with the
+// kubeconfig's credentials, instead of the kubeconfig's server (the DaemonSet reaches its
+// node's kube-apiserver so, without the kubernetes Service or DNS); a host without a port is
+// refused at start.
+func TestAPIServerHostOverride(t *testing.T) {
+	asked := make(chan string, 16)
+	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case asked <- r.Header.Get("Authorization") + " " + r.URL.Path:
+		default:
+		}
+		http.Error(w, "no", http.StatusServiceUnavailable)
+	}))
+	defer api.Close()
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://kubernetes.default.svc:443", insecure-skip-tls-verify: true}
+users:
+- name: u
+  user: {token: the-token}
+contexts:
+- name: x
+  context: {cluster: c, user: u}
+current-context: x
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	is := issuertest.New(t)
+	cfg := is.Config()
+	conf, err := config.Parse([]byte(fmt.Sprintf(`apiVersion: oidc-authenticator.io/v1alpha1
+kind: AuthenticatorConfiguration
+jwt:
+- issuer: {url: %q, audiences: [kubernetes]}
+  claimMappings: {username: {claim: email, prefix: ""}}
+mapping: {configMap: kube-system/oidc-auth}
+`, cfg.Issuer.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(api.URL, "https://")
+	svc, err := service.New(conf, service.Options{Kubeconfig: kubeconfig, APIServerHost: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	_, wait := svc.StartMapping(ctx)
+	defer func() { cancel(); wait() }()
+	select {
+	case got := <-asked:
+		if !strings.HasPrefix(got, "Bearer the-token /api/v1/namespaces/kube-system/configmaps") {
+			t.Fatalf("the API at --apiserver-host was asked %q", got)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no request reached --apiserver-host")
+	}
+	if _, err := service.New(conf, service.Options{Kubeconfig: kubeconfig, APIServerHost: "10.0.0.1"}); err == nil || !strings.Contains(err.Error(), "--apiserver-host") {
+		t.Fatalf("a host without a port: err = %v", err)
 	}
 }
