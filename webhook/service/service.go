@@ -173,8 +173,14 @@ func (s *Service) Run(ctx context.Context) error {
 		waitMapping()
 	}()
 	s.awaitReady(ctx)
+	if ctx.Err() != nil { // stopped before it listened: nothing to hand over
+		stopProbes()
+		return <-probesDone
+	}
 	ln, err := webhook.Listen(ctx, s.cfg.Server.Address)
 	if err != nil {
+		stopProbes()
+		<-probesDone
 		return err
 	}
 	s.listening.Store(true)
