@@ -56,7 +56,7 @@ func (s *Server) authenticate(c echo.Context) error {
 	review, err := decodeReview(buf.Bytes())
 	if err != nil {
 		s.observe(start, resultBadRequest, "malformed_request")
-		s.log.Warn("malformed TokenReview", "remote", req.RemoteAddr, "err", err)
+		s.logMalformed(req.RemoteAddr, err)
 		return c.JSON(http.StatusBadRequest, errorBody{err.Error()})
 	}
 
@@ -155,4 +155,28 @@ func (s *Server) undecidedAnswer(apiVersion string, reason authn.Reason) []byte 
 	}))
 	s.undecided.Store(key, b)
 	return b
+}
+
+// KnownResults are the TokenReview results and reasons known in advance, for metrics that
+// exist from the start at 0.
+func KnownResults() map[string][]string {
+	denied := []string{}
+	for _, r := range []authn.Reason{authn.ReasonMalformed, authn.ReasonUnknownIssuer, authn.ReasonUnknownKey,
+		authn.ReasonBadSignature, authn.ReasonAlgorithm, authn.ReasonExpired, authn.ReasonNotYetValid,
+		authn.ReasonAudience, authn.ReasonInvalidClaims, authn.ReasonClaimRule, authn.ReasonUsername,
+		authn.ReasonEmailNotVerified, authn.ReasonReservedUsername, authn.ReasonGroups, authn.ReasonUID,
+		authn.ReasonExtra, authn.ReasonUserRule, authn.ReasonNoMapping, authn.ReasonMapping} {
+		denied = append(denied, string(r))
+	}
+	undecided := []string{}
+	for _, r := range []authn.Reason{authn.ReasonIssuerNotReady, authn.ReasonKeysUnavailable, authn.ReasonUnknownKey,
+		authn.ReasonBadSignature, authn.ReasonInvalidClaims, authn.ReasonMappingPending, authn.ReasonInternal, authn.ReasonOverloaded} {
+		undecided = append(undecided, string(r))
+	}
+	return map[string][]string{
+		resultAllowed:    {""},
+		resultDenied:     denied,
+		resultUndecided:  undecided,
+		resultBadRequest: {"no_client_certificate", "body_too_large", "unreadable_body", "malformed_request"},
+	}
 }

@@ -65,6 +65,23 @@ func (s *Server) logDecision(ctx context.Context, res authn.Result, applied *map
 	s.log.LogAttrs(ctx, level, "TokenReview", attrs...)
 }
 
+// logMalformed logs a malformed TokenReview, rate-limited as the refusals are: anyone who
+// can reach the port can send garbage. The next line logged says how many were left out.
+func (s *Server) logMalformed(remote string, err error) {
+	if !s.malformed.Allow() {
+		s.unloggedMalformed.Add(1)
+		if s.metrics != nil {
+			s.metrics.DecisionLogSuppressed.WithLabelValues(resultBadRequest).Inc()
+		}
+		return
+	}
+	attrs := []slog.Attr{slog.String("remote", remote), slog.String("err", err.Error())}
+	if n := s.unloggedMalformed.Swap(0); n > 0 {
+		attrs = append(attrs, slog.Int64("suppressed", n))
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelWarn, "malformed TokenReview", attrs...)
+}
+
 // groupList logs a user's groups: [a b] in text, as fmt would print them but without its
 // reflection, and a list in JSON.
 type groupList []string

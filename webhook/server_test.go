@@ -52,6 +52,7 @@ type fixture struct {
 	logs   *bytes.Buffer
 	// shutdown does what SIGTERM does: stops accepting, drains, and returns Serve's error.
 	shutdown func() error
+	srv      *webhook.Server
 }
 
 func serve(t *testing.T, requireClientCert bool) *fixture {
@@ -123,7 +124,7 @@ func serveWithLogger(t *testing.T, requireClientCert bool, auth webhook.Authenti
 	mk := func(certs []tls.Certificate) *http.Client {
 		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}}}
 	}
-	return &fixture{url: "https://" + ln.Addr().String(), client: mk([]tls.Certificate{clientCert}), anon: mk(nil), logs: logs, shutdown: shutdown}
+	return &fixture{url: "https://" + ln.Addr().String(), client: mk([]tls.Certificate{clientCert}), anon: mk(nil), logs: logs, shutdown: shutdown, srv: srv}
 }
 
 func (f *fixture) post(t *testing.T, c *http.Client, body string) (int, map[string]any) {
@@ -322,8 +323,18 @@ func TestClientCertificateRequired(t *testing.T) {
 }
 
 func TestReadyzVerboseAndMetrics(t *testing.T) {
-	f := serve(t, false)
+	f := serve(t, true)
 	f.post(t, f.client, review("v1", "bad"))
+	// Without a client certificate the HTTPS port says only ready or not.
+	anon, err := f.anon.Get(f.url + "/readyz?verbose")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab, _ := io.ReadAll(anon.Body)
+	anon.Body.Close()
+	if anon.StatusCode != 200 || strings.Contains(string(ab), "issuer") {
+		t.Fatalf("readyz?verbose without a client certificate %d shows detail:\n%s", anon.StatusCode, ab)
+	}
 	resp, err := f.client.Get(f.url + "/readyz?verbose")
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ var docsNotRun = []struct{ pattern, reason string }{
 	{`^kubectl `, "needs a Kubernetes cluster; test/e2e runs the manifests and kubectl's login against a real kube-apiserver"},
 	{`^sudo (mkdir|chown|chmod|ls|crictl) `, "node administration, not this program"},
 	{`^ID_TOKEN=\$\(curl `, "a live issuer's token endpoint; test/dex's PasswordGrant sends the Dex one"},
-	{`^curl -sk 'https://127\.0\.0\.1:21362/`, "a webhook running on a control-plane node"},
+	{`^curl -s 'http://127\.0\.0\.1:21363/`, "a webhook running on a control-plane node"},
 	{`^jwt_claims`, "a shell helper of the reader's (base64, jq)"},
 	{`^oidc-authenticator server --config /etc/oidc-authenticator/config\.yaml$`, "with mapping.configMap the server needs the Kubernetes API (its pod's service account); test/e2e runs it so"},
 	{`^yaml spec:`, "kube-apiserver's static pod (its webhook flags are checked against init's output)"},

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,8 +14,14 @@ import (
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/pki"
 )
 
+// defaultRenewWithin is init's --renew-within and certs check's --warn-within: 30 days.
+const defaultRenewWithin = 30 * 24 * time.Hour
+
 func newInitCommand() *cobra.Command {
-	var stateDir, hostname, address string
+	var (
+		stateDir, hostname, address string
+		renewWithin                 time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "init --state-dir DIR",
 		Short: "Create the certificates and the kubeconfig kube-apiserver uses to call the webhook",
@@ -23,7 +30,8 @@ for the webhook, a client certificate for kube-apiserver, and the kubeconfig to 
 kube-apiserver's --authentication-token-webhook-config-file. It rewrites nothing that is
 already right, so running it again is safe: existing keys are never overwritten; the serving
 certificate is re-issued (for its existing key) only when it lacks the --hostname asked for;
-the kubeconfig is rewritten only when what it says would change (another --address or
+the serving and client certificates are renewed (for their existing keys) when they expire
+within --renew-within, and a valid CA is never replaced; the kubeconfig is rewritten only when what it says would change (another --address or
 --hostname, a re-issued certificate). It prints, per file, whether it was created, kept,
 re-issued or updated.`,
 		Args: cobra.NoArgs,
@@ -33,7 +41,7 @@ re-issued or updated.`,
 				return fmt.Errorf("--address %q: want host:port: %w", address, err)
 			}
 			files := pki.Files{Dir: stateDir}
-			res, err := pki.Ensure(files, pki.Options{Hostnames: []string{hostname}, ReissueForHostnames: true})
+			res, err := pki.Ensure(files, pki.Options{Hostnames: []string{hostname}, ReissueForHostnames: true, RenewWithin: renewWithin})
 			if err != nil {
 				return err
 			}
@@ -67,6 +75,7 @@ Add these flags to kube-apiserver (and mount %s into its pod):
 	}
 	cmd.Flags().StringVar(&stateDir, "state-dir", config.DefaultStateDir, "directory for the certificates, keys and kubeconfig")
 	cmd.Flags().StringVar(&hostname, "hostname", "127.0.0.1", "name or IP kube-apiserver uses to reach the webhook")
+	cmd.Flags().DurationVar(&renewWithin, "renew-within", defaultRenewWithin, "renew the serving and client certificates when they expire within this window (0: never)")
 	cmd.Flags().StringVar(&address, "address", config.DefaultAddress, "address the webhook listens on (its port goes into the kubeconfig)")
 	return cmd
 }
@@ -77,6 +86,8 @@ func printInitResult(out io.Writer, files pki.Files, res pki.Result, hostname st
 		switch {
 		case slices.Contains(res.Created, path):
 			fmt.Fprintf(out, "%-9s %s\n", "created", path)
+		case slices.Contains(res.Renewed, path):
+			fmt.Fprintf(out, "%-9s %s (it expired or was about to)\n", "renewed", path)
 		case slices.Contains(res.Reissued, path):
 			fmt.Fprintf(out, "%-9s %s (it did not name %s)\n", "re-issued", path, hostname)
 		case slices.Contains(res.Kept, path):

@@ -51,7 +51,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCommand(), newInitCommand(), newVerifyCommand(), newMappingCommand(),
-		newTokenCommand(), newKubeconfigCommand(), newVersionCommand())
+		newTokenCommand(), newKubeconfigCommand(), newVersionCommand(), newCertsCommand())
 	return root
 }
 

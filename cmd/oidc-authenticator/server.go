@@ -1,10 +1,12 @@
 package main
 
 import (
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/oidc-authenticator/oidc-authenticator/webhook"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/config"
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/service"
 )
@@ -17,7 +19,10 @@ func newServerCommand() *cobra.Command {
 		configFile string
 		address    string
 		kubeconfig string
+		apiserver  string
 		profiling  bool
+		delay      time.Duration
+		listenWait time.Duration
 		logs       logFlags
 	)
 	cmd := &cobra.Command{
@@ -43,7 +48,8 @@ func newServerCommand() *cobra.Command {
 				}
 			}
 			svc, err := service.New(cfg, service.Options{
-				Logger: log, Kubeconfig: kubeconfig, Profiling: profiling,
+				Logger: log, Kubeconfig: kubeconfig, APIServerHost: apiserver, Profiling: profiling,
+				Version: version, Revision: revision, ShutdownDelay: delay, ListenWait: listenWait,
 				// The file is watched and reloaded; what the run learns is kept for the next.
 				ConfigFile: configFile, Address: address, KeepState: true,
 			})
@@ -60,6 +66,12 @@ func newServerCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (AuthenticatorConfiguration YAML)")
 	cmd.Flags().StringVar(&address, "address", "", "host:port to listen on (overrides server.address)")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for watching mapping.configMap (default: the pod's service account)")
+	cmd.Flags().StringVar(&apiserver, "apiserver-host", os.Getenv("OIDC_AUTHENTICATOR_APISERVER_HOST"),
+		"host:port of the Kubernetes API for mapping.configMap, instead of the kubeconfig's server or the kubernetes Service (e.g. the node-local kube-apiserver); default $OIDC_AUTHENTICATOR_APISERVER_HOST")
+	cmd.Flags().DurationVar(&delay, "shutdown-delay", webhook.DefaultShutdownDelay,
+		"on SIGTERM, keep accepting TokenReviews until another instance listens on the address, at most this long (0: stop accepting at once)")
+	cmd.Flags().DurationVar(&listenWait, "listen-wait", 30*time.Second,
+		"open the TokenReview listener once the server is ready to judge tokens, or after this long at most (0: at once)")
 	cmd.Flags().BoolVar(&profiling, "profiling", false, "serve Go's CPU and heap profiles under /debug/pprof/ (for performance work; off in production)")
 	logs.register(cmd)
 	_ = cmd.MarkFlagRequired("config")

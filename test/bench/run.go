@@ -169,7 +169,8 @@ func ourArgs(configFile string, profiling bool) []string {
 }
 
 // writeConfig writes the configuration of the server under test: the same issuer, claim
-// mappings and cache TTL as the peer, no identity mapping, no client certificates.
+// mappings and cache TTL as the peer, no identity mapping, no client certificates (as the
+// peer: an explicit clientAuth none), no metrics listener.
 func writeConfig(dir, issuerURL string, roots tlsRoots) (string, error) {
 	ca := strings.ReplaceAll(strings.TrimSpace(string(roots.certPEM)), "\n", "\n        ")
 	cfg := fmt.Sprintf(`apiVersion: oidc-authenticator.io/v1alpha1
@@ -178,6 +179,8 @@ server:
   certFile: %s
   keyFile: %s
   stateDir: %s
+  clientAuth: none
+  metricsAddress: ""
 jwt:
 - issuer:
     url: %s

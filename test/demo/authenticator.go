@@ -106,8 +106,9 @@ func (a *authenticator) start(ctx context.Context, n *narrator) error {
 	}
 	defer logFile.Close() // the child keeps its own copy of the descriptor
 
-	n.say("$ %s server --config %s   (logs go to %s)", filepath.Base(a.bin), a.configFile, a.logFile)
-	a.cmd = exec.Command(a.bin, "server", "--config", a.configFile)
+	// One instance: on SIGTERM it need not wait long for a successor to listen on its address.
+	n.say("$ %s server --config %s --shutdown-delay 1s   (logs go to %s)", filepath.Base(a.bin), a.configFile, a.logFile)
+	a.cmd = exec.Command(a.bin, "server", "--config", a.configFile, "--shutdown-delay", "1s")
 	a.cmd.Stdout = logFile
 	a.cmd.Stderr = logFile
 	// Own process group: Ctrl-C in the terminal reaches only the demo, which stops it in order.

@@ -120,6 +120,9 @@ func (w *world) setUp(version string) {
 		t.Fatal(err)
 	}
 	w.webhookPort = port
+	if w.metricsPort, err = freePort(); err != nil {
+		t.Fatal(err)
+	}
 	w.state = filepath.Join(vdir, "state")
 	out, err := exec.Command(w.bins.authenticator, "init", "--state-dir", w.state, "--hostname", "127.0.0.1",
 		"--address", fmt.Sprintf("127.0.0.1:%d", port)).CombinedOutput()

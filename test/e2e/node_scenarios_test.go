@@ -169,12 +169,15 @@ func nodeConfigMapEdit(n *node) {
 }
 
 // 5. kubectl rollout restart: a new pod replaces the old one (its initContainer keeps the keys
-// kube-apiserver trusts), and logins work through it.
+// kube-apiserver trusts) in a surge, with logins going on all along: not one fails.
 func rolloutRestart(n *node) {
 	old := n.readyPod(time.Minute)
-	n.mustKubectl("", "-n", "kube-system", "rollout", "restart", "daemonset/oidc-authenticator")
-	n.rolloutStatus()
-	pod := n.readyPod(2*time.Minute, old.Metadata.UID)
+	var pod podInfo
+	n.withLogins("rollout restart", func() {
+		n.mustKubectl("", "-n", "kube-system", "rollout", "restart", "daemonset/oidc-authenticator")
+		n.rolloutStatus()
+		pod = n.readyPod(2*time.Minute, old.Metadata.UID)
+	})
 	n.aliceLogsIn(time.Minute, "dev-team")
 	if pod.Status.ContainerStatuses[0].RestartCount != 0 {
 		n.t.Errorf("the new pod's server restarted %d times", pod.Status.ContainerStatuses[0].RestartCount)
@@ -193,7 +196,8 @@ func rolloutRestart(n *node) {
 }
 
 // 6. The admin pins a second tag (another build, another version) in the overlay and applies
-// it: both containers change image, the new binary runs, the rollout completes, logins work.
+// it: both containers change image, the new binary runs, the rollout completes, and no login
+// fails meanwhile.
 func imageChange(n *node) {
 	old := n.readyPod(time.Minute)
 	before, err := runningVersion()
@@ -201,9 +205,12 @@ func imageChange(n *node) {
 		n.t.Fatal(err)
 	}
 	n.writeOverlay(secondTag)
-	n.mustKubectl("", "apply", "-k", n.overlay)
-	n.rolloutStatus()
-	pod := n.readyPod(2*time.Minute, old.Metadata.UID)
+	var pod podInfo
+	n.withLogins("image change", func() {
+		n.mustKubectl("", "apply", "-k", n.overlay)
+		n.rolloutStatus()
+		pod = n.readyPod(2*time.Minute, old.Metadata.UID)
+	})
 	want := n.imageRepo + ":" + secondTag
 	if pod.Spec.InitContainers[0].Image != want || pod.Spec.Containers[0].Image != want {
 		n.t.Errorf("images %q and %q, want %q", pod.Spec.InitContainers[0].Image, pod.Spec.Containers[0].Image, want)
@@ -217,7 +224,7 @@ func imageChange(n *node) {
 	n.aliceLogsIn(time.Minute, "dev-team")
 }
 
-// 7. /metrics from the node, as a Prometheus job scraping host-network pods would: the issuer is
+// 7. /metrics from the node's metrics listener, as a Prometheus on the host network would: the issuer is
 // ready, the mapping loaded, and a login moves the counter of allowed reviews.
 func scrapeMetrics(n *node) {
 	before, err := n.scrape()
@@ -227,8 +234,8 @@ func scrapeMetrics(n *node) {
 	if v := sum(before, "oidc_authenticator_issuer_ready", `issuer="`+n.dex.IssuerURL+`"`); v != 1 {
 		n.t.Errorf("oidc_authenticator_issuer_ready for Dex = %v, want 1", v)
 	}
-	if v := sum(before, "oidc_authenticator_mapping_reload_total", `result="success"`); v < 1 {
-		n.t.Errorf("oidc_authenticator_mapping_reload_total{result=success} = %v", v)
+	if v := sum(before, "oidc_authenticator_mapping_reloads_total", `result="success"`); v < 1 {
+		n.t.Errorf("oidc_authenticator_mapping_reloads_total{result=success} = %v", v)
 	}
 	allowed := sum(before, "oidc_authenticator_tokenreview_requests_total", `result="allowed"`)
 	n.aliceLogsIn(time.Minute)

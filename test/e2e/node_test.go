@@ -5,8 +5,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -97,6 +95,7 @@ type node struct {
 
 const (
 	webhookPort = 21362 // the shipped manifests' port
+	metricsPort = 21363 // the shipped configuration's metrics listener
 	firstTag    = "e2e-node"
 	secondTag   = "e2e-node-2" // make e2e-node builds it with VERSION=e2e-node-2
 )
@@ -122,8 +121,10 @@ func setUpNode(t *testing.T) *node {
 	if imageTar == "" || image2Tar == "" || pauseTar == "" || apiserverTar == "" || apiserverImage == "" {
 		t.Fatal("IMAGE_TAR, IMAGE2_TAR, PAUSE_TAR, APISERVER_IMAGE_TAR and APISERVER_IMAGE name the images (make e2e-node builds them)")
 	}
-	if err := portFree(webhookPort); err != nil {
-		t.Fatalf("the manifests' port 127.0.0.1:%d is taken on this machine: %v", webhookPort, err)
+	for _, port := range []int{webhookPort, metricsPort} {
+		if err := portFree(port); err != nil {
+			t.Fatalf("the manifests' port 127.0.0.1:%d is taken on this machine: %v", port, err)
+		}
 	}
 	// Short: unix socket paths (containerd's, the kubelet's) must stay under 108 bytes.
 	dir, err := os.MkdirTemp("", "oa-node-")
@@ -375,8 +376,8 @@ patches:
 	})
 	// The state directory lives in this run's directory instead of /var/lib/oidc-authenticator
 	// (the container sees the same path), and, since this loopback-only node runs no
-	// kube-proxy to route the kubernetes Service's ClusterIP, the pod reaches kube-apiserver
-	// on the node's loopback, as kubeadm's own host-network components do.
+	// kube-proxy, the pod reaches kube-apiserver on the node's loopback at this cluster's
+	// port, in place of the manifest's node address and 6443.
 	nodePatch := fmt.Sprintf(`apiVersion: apps/v1
 kind: DaemonSet
 metadata:
@@ -394,6 +395,7 @@ spec:
         env:
         - name: KUBERNETES_SERVICE_HOST
           value: 127.0.0.1
+          valueFrom: null
         - name: KUBERNETES_SERVICE_PORT
           value: "%s"
 `, n.state, strings.TrimPrefix(n.cp.api.url, "https://127.0.0.1:"))
@@ -592,17 +594,11 @@ func (n *node) podLog(pod podInfo) string {
 	return all.String()
 }
 
-// scrape fetches /metrics the way a Prometheus job for host-network pods does: HTTPS to the
-// node's address and the pod's port, trusting the node's webhook CA, no client certificate.
+// scrape fetches /metrics the way a Prometheus on the node's network does: plain HTTP to the
+// metrics listener of the shipped configuration (server.metricsAddress, 127.0.0.1:21363).
 func (n *node) scrape() (map[string]float64, error) {
-	pool := x509.NewCertPool()
-	ca, err := os.ReadFile(filepath.Join(n.state, "ca.crt"))
-	if err != nil {
-		return nil, err
-	}
-	pool.AppendCertsFromPEM(ca)
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := c.Get("https://127.0.0.1:" + strconv.Itoa(webhookPort) + "/metrics")
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(metricsPort) + "/metrics")
 	if err != nil {
 		return nil, err
 	}

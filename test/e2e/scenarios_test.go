@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -321,10 +320,10 @@ func execPlugin(w *world) {
 	}
 }
 
-// webhookGet fetches a probe endpoint of the webhook.
+// webhookGet fetches a probe endpoint of the webhook, on its metrics and probes listener.
 func (w *world) webhookGet(path string) string {
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // probe only
-	resp, err := c.Get("https://127.0.0.1:" + strconv.Itoa(w.webhookPort) + path)
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(w.metricsPort) + path)
 	if err != nil {
 		w.t.Fatal(err)
 	}

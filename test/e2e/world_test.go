@@ -39,6 +39,7 @@ type world struct {
 	saConfig    string // kubeconfig of the webhook's ServiceAccount
 	webhook     *proc
 	webhookPort int
+	metricsPort int // the webhook's metrics and probes listener
 }
 
 var otherClient = dex.Client{ID: "other-client", Secret: "other-secret"}
@@ -61,7 +62,8 @@ func (w *world) webhookConfig(requireMatch bool) string {
 	}
 	cfg := map[string]any{
 		"apiVersion": "oidc-authenticator.io/v1alpha1", "kind": "AuthenticatorConfiguration",
-		"server":  map[string]any{"address": "127.0.0.1:" + strconv.Itoa(w.webhookPort), "stateDir": w.state, "clientCAFile": filepath.Join(w.state, "ca.crt")},
+		"server": map[string]any{"address": "127.0.0.1:" + strconv.Itoa(w.webhookPort), "stateDir": w.state, "clientCAFile": filepath.Join(w.state, "ca.crt"),
+			"metricsAddress": "127.0.0.1:" + strconv.Itoa(w.metricsPort)},
 		"jwt":     []any{jwt(w.dex), jwt(w.short)},
 		"mapping": map[string]any{"configMap": "kube-system/oidc-auth", "requireMatch": requireMatch},
 		"cache":   map[string]any{"ttl": "2m"},
@@ -81,12 +83,13 @@ func (w *world) webhookConfig(requireMatch bool) string {
 func (w *world) startWebhook(requireMatch bool) {
 	w.t.Helper()
 	p, err := startProc("oidc-authenticator-"+w.version, filepath.Join(w.dir, w.version, "oidc-authenticator.log"), w.bins.authenticator,
-		"server", "--config", w.webhookConfig(requireMatch), "--kubeconfig", w.saConfig)
+		// One instance at a time here: on SIGTERM it waits 2 s at most for a successor.
+		"server", "--config", w.webhookConfig(requireMatch), "--kubeconfig", w.saConfig, "--shutdown-delay", "2s")
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	w.webhook = p
-	if err := waitHTTP("https://127.0.0.1:"+strconv.Itoa(w.webhookPort)+"/readyz", nil, 30*time.Second, p); err != nil {
+	if err := waitHTTP("http://127.0.0.1:"+strconv.Itoa(w.metricsPort)+"/readyz", nil, 30*time.Second, p); err != nil {
 		w.t.Fatalf("webhook: %v\n%s", err, p.tail(30))
 	}
 }

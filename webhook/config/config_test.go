@@ -115,3 +115,39 @@ func TestEgressSelectorControlPlane(t *testing.T) {
 		t.Errorf("egressSelectorType = %q", got)
 	}
 }
+
+// Rule: a client certificate is required unless clientAuth says none; the metrics listener
+// is on loopback unless set, and "" turns it off; contradictions are refused, naming the field.
+func TestClientAuthAndMetricsAddress(t *testing.T) {
+	cfg, err := config.Parse([]byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.ClientAuth != config.ClientAuthRequired || cfg.ClientCAFile() != "/var/lib/oidc-authenticator/ca.crt" {
+		t.Fatalf("clientAuth %q, client CA %q; want required, the state directory's ca.crt", cfg.Server.ClientAuth, cfg.ClientCAFile())
+	}
+	if *cfg.Server.MetricsAddress != config.DefaultMetricsAddress {
+		t.Fatalf("metricsAddress %q", *cfg.Server.MetricsAddress)
+	}
+	cfg, err = config.Parse([]byte(valid + "server:\n  clientAuth: none\n  metricsAddress: \"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ClientCAFile() != "" || *cfg.Server.MetricsAddress != "" {
+		t.Fatalf("clientAuth none gives client CA %q; metricsAddress %q", cfg.ClientCAFile(), *cfg.Server.MetricsAddress)
+	}
+	cfg, err = config.Parse([]byte(valid + "server:\n  clientCAFile: /etc/ca.pem\n"))
+	if err != nil || cfg.ClientCAFile() != "/etc/ca.pem" {
+		t.Fatalf("clientCAFile: %v, %q", err, cfg.ClientCAFile())
+	}
+	for _, tc := range []struct{ server, want string }{
+		{"  clientAuth: optional\n", "server.clientAuth: Unsupported value"},
+		{"  clientAuth: none\n  clientCAFile: /etc/ca.pem\n", "server.clientAuth: Invalid value"},
+		{"  metricsAddress: localhost\n", "server.metricsAddress: Invalid value"},
+		{"  address: 127.0.0.1:9000\n  metricsAddress: 127.0.0.1:9000\n", "server.metricsAddress: Duplicate value"},
+	} {
+		if _, err := config.Parse([]byte(valid + "server:\n" + tc.server)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.server, err, tc.want)
+		}
+	}
+}

@@ -54,6 +54,13 @@ func (c *Configuration) setDefaults() {
 		c.Server.CertFile = filepath.Join(c.Server.StateDir, "server.crt")
 		c.Server.KeyFile = filepath.Join(c.Server.StateDir, "server.key")
 	}
+	if c.Server.ClientAuth == "" {
+		c.Server.ClientAuth = ClientAuthRequired
+	}
+	if c.Server.MetricsAddress == nil {
+		addr := DefaultMetricsAddress
+		c.Server.MetricsAddress = &addr
+	}
 	if c.Server.MaxInFlightVerifications == nil {
 		n := DefaultMaxInFlightVerifications
 		c.Server.MaxInFlightVerifications = &n
@@ -69,6 +76,19 @@ func (c *Configuration) setDefaults() {
 	if c.Cache.MaxBytes == nil {
 		q := resource.MustParse(DefaultCacheMaxBytes)
 		c.Cache.MaxBytes = &q
+	}
+}
+
+// ClientCAFile is the CA client certificates must be signed by: clientCAFile, else the state
+// directory's ca.crt; "" with clientAuth none.
+func (c *Configuration) ClientCAFile() string {
+	switch {
+	case c.Server.ClientAuth == ClientAuthNone:
+		return ""
+	case c.Server.ClientCAFile != "":
+		return c.Server.ClientCAFile
+	default:
+		return filepath.Join(c.Server.StateDir, "ca.crt")
 	}
 }
 

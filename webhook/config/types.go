@@ -31,6 +31,21 @@ const (
 	// keep every core busy and to wait on a slow issuer, small enough that a flood is
 	// answered 429 rather than queued without end.
 	DefaultMaxInFlightVerifications = 256
+	// DefaultMetricsAddress is the plain-HTTP metrics and probes listener: loopback, reachable
+	// from the node (kubelet's probes, a Prometheus on the host network) and nowhere else.
+	DefaultMetricsAddress = "127.0.0.1:21363"
+)
+
+// ClientAuth says whether /authenticate requires a client certificate.
+type ClientAuth string
+
+// Values of server.clientAuth.
+const (
+	// ClientAuthRequired (the default) requires a client certificate signed by clientCAFile,
+	// or by the state directory's ca.crt when clientCAFile is not set.
+	ClientAuthRequired ClientAuth = "required"
+	// ClientAuthNone lets anyone who reaches the port ask; the server warns at start.
+	ClientAuthNone ClientAuth = "none"
 )
 
 // Configuration is the whole configuration file.
@@ -51,8 +66,14 @@ type Server struct {
 	// which are generated when absent.
 	CertFile string `json:"certFile"`
 	KeyFile  string `json:"keyFile"`
-	// ClientCAFile, when set, makes /authenticate require a client certificate signed by it.
+	// ClientCAFile is the CA a client certificate must be signed by; it defaults to the
+	// state directory's ca.crt (which init writes).
 	ClientCAFile string `json:"clientCAFile"`
+	// ClientAuth is required (the default) or none: running without mTLS is an explicit choice.
+	ClientAuth ClientAuth `json:"clientAuth,omitempty"`
+	// MetricsAddress is host:port of the plain-HTTP listener for /metrics, /healthz and
+	// /readyz; it defaults to DefaultMetricsAddress, and "" turns the listener off.
+	MetricsAddress *string `json:"metricsAddress,omitempty"`
 	// StateDir holds generated certificates and keys.
 	StateDir string `json:"stateDir"`
 	// MaxInFlightVerifications bounds the tokens being verified at once (cache misses);

@@ -43,6 +43,22 @@ func validateServer(s Server, p *field.Path) field.ErrorList {
 	if s.StateDir == "" {
 		errs = append(errs, field.Required(p.Child("stateDir"), ""))
 	}
+	switch s.ClientAuth {
+	case ClientAuthRequired:
+	case ClientAuthNone:
+		if s.ClientCAFile != "" {
+			errs = append(errs, field.Invalid(p.Child("clientAuth"), s.ClientAuth, "clientAuth none contradicts clientCAFile: remove one of them"))
+		}
+	default:
+		errs = append(errs, field.NotSupported(p.Child("clientAuth"), s.ClientAuth, []ClientAuth{ClientAuthRequired, ClientAuthNone}))
+	}
+	if m := s.MetricsAddress; m != nil && *m != "" {
+		if _, port, err := net.SplitHostPort(*m); err != nil || port == "" {
+			errs = append(errs, field.Invalid(p.Child("metricsAddress"), *m, `must be host:port, e.g. 127.0.0.1:21363, or "" to turn the listener off`))
+		} else if *m == s.Address {
+			errs = append(errs, field.Duplicate(p.Child("metricsAddress"), *m))
+		}
+	}
 	if n := s.MaxInFlightVerifications; n != nil && *n < 1 {
 		errs = append(errs, field.Invalid(p.Child("maxInFlightVerifications"), *n, "must be at least 1"))
 	}

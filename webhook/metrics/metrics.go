@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"net/http"
+	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -32,8 +33,10 @@ type Metrics struct {
 	IssuerReadiness *prometheus.GaugeVec
 	// MappingReloads counts identity mapping reloads by result (success, rejected, deleted).
 	MappingReloads *prometheus.CounterVec
+	// BuildInfo is 1, labelled with the binary's version, git revision and Go version.
+	BuildInfo *prometheus.GaugeVec
 	// DecisionLogSuppressed counts the decision log lines left out by the rate limit on
-	// refused tokens, by result (denied, undecided).
+	// refused tokens and malformed requests, by result (denied, undecided, bad_request).
 	DecisionLogSuppressed *prometheus.CounterVec
 }
 
@@ -74,16 +77,55 @@ func New() *Metrics {
 			Help: "1 when the issuer's discovery document and keys are loaded, else 0.",
 		}, []string{"issuer"}),
 		MappingReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "mapping_reload_total",
+			Namespace: namespace, Name: "mapping_reloads_total",
 			Help: "Identity mapping reloads by result (success, rejected, deleted).",
 		}, []string{"result"}),
 		DecisionLogSuppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "decision_log_suppressed_total",
-			Help: "Decision log lines of refused tokens left out by the log's rate limit, by result (denied, undecided).",
+			Help: "Decision log lines of refused tokens left out by the log's rate limit, by result (denied, undecided, bad_request).",
 		}, []string{"result"}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "build_info",
+			Help: "1, labelled with the version, git revision and Go version of the binary.",
+		}, []string{"version", "revision", "goversion"}),
 	}
-	r.MustRegister(m.Requests, m.Duration, m.CacheRequests, m.JWKSFetches, m.JWKSLastSuccess, m.DiscoveryFetches, m.IssuerReadiness, m.MappingReloads, m.DecisionLogSuppressed)
+	r.MustRegister(m.Requests, m.Duration, m.CacheRequests, m.JWKSFetches, m.JWKSLastSuccess, m.DiscoveryFetches, m.IssuerReadiness, m.MappingReloads, m.DecisionLogSuppressed, m.BuildInfo)
+	for _, result := range []string{"hit", "miss"} {
+		m.CacheRequests.WithLabelValues(result)
+	}
+	for _, result := range []string{"success", "rejected", "deleted"} {
+		m.MappingReloads.WithLabelValues(result)
+	}
+	for _, result := range []string{"denied", "undecided", "bad_request"} {
+		m.DecisionLogSuppressed.WithLabelValues(result)
+	}
 	return m
+}
+
+// SetBuildInfo sets build_info for the binary's version and git revision.
+func (m *Metrics) SetBuildInfo(version, revision string) {
+	m.BuildInfo.WithLabelValues(version, revision, runtime.Version()).Set(1)
+}
+
+// Preinitialize makes the series of TokenReview results and reasons known in advance exist
+// from the start, at 0, so that rate() and alerts see the first one. reasons maps a result
+// to its reasons; "" is a result without a reason.
+func (m *Metrics) Preinitialize(reasons map[string][]string) {
+	for result, rs := range reasons {
+		m.Duration.WithLabelValues(result)
+		for _, reason := range rs {
+			m.Requests.WithLabelValues(result, reason)
+		}
+	}
+}
+
+// PreinitializeIssuer makes an issuer's fetch counters exist from the start, at 0.
+func (m *Metrics) PreinitializeIssuer(issuer string) {
+	for _, result := range []string{"success", "failure"} {
+		m.JWKSFetches.WithLabelValues(issuer, result)
+		m.DiscoveryFetches.WithLabelValues(issuer, result)
+	}
+	m.IssuerReadiness.WithLabelValues(issuer)
 }
 
 // Register adds more collectors to the registry.

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -84,12 +85,35 @@ type Options struct {
 	// existing key, when it lacks one of Hostnames (what `init` asks for);
 	// without it an existing server certificate is kept whatever it names.
 	ReissueForHostnames bool
+	// RenewWithin re-issues the server and client certificates, for their
+	// existing keys, when they expire within this window (or have expired);
+	// 0 keeps them whatever their expiry. The CA is never replaced.
+	RenewWithin time.Duration
+	// Jitter returns how much shorter than the full validity a new leaf
+	// certificate is made, so that the nodes of a cluster do not all expire
+	// together; nil means a random span of up to LeafJitter.
+	Jitter func() time.Duration
+}
+
+// LeafJitter is the most a leaf certificate's validity is shortened by, at
+// random, so that certificates issued on several nodes the same day (by
+// init in a DaemonSet) come up for renewal on different days.
+const LeafJitter = 7 * 24 * time.Hour
+
+// randomJitter is a random span in [0, LeafJitter), to the second.
+func randomJitter() time.Duration {
+	n, err := rand.Int(rand.Reader, big.NewInt(int64(LeafJitter/time.Second)))
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n.Int64()) * time.Second
 }
 
 // Result reports what Ensure did, for the `init` command to print.
 type Result struct {
 	Created  []string // paths written this time where no file was
-	Reissued []string // certificates replaced, for their existing keys
+	Reissued []string // certificates replaced, for their existing keys, for hostnames
+	Renewed  []string // certificates replaced, for their existing keys, before expiry
 	Kept     []string // paths that already existed and were left alone
 }
 
@@ -142,7 +166,11 @@ func Ensure(f Files, opts Options) (Result, error) {
 		return Result{}, err
 	}
 
-	var p plan
+	jitter := opts.Jitter
+	if jitter == nil {
+		jitter = randomJitter
+	}
+	p := plan{renewWithin: opts.RenewWithin, jitter: jitter}
 	if err := p.ca(ca, now()); err != nil {
 		return Result{}, err
 	}
@@ -174,9 +202,12 @@ func Ensure(f Files, opts Options) (Result, error) {
 		if err := writeFileAtomic(w.path, w.data, w.mode, w.replace); err != nil {
 			return res, err
 		}
-		if w.replace {
+		switch {
+		case w.renew:
+			res.Renewed = append(res.Renewed, w.path)
+		case w.replace:
 			res.Reissued = append(res.Reissued, w.path)
-		} else {
+		default:
 			res.Created = append(res.Created, w.path)
 		}
 	}
@@ -237,8 +268,10 @@ func loadPair(what, certPath, keyPath string) (*pair, error) {
 
 // plan collects the files Ensure is going to write and those it keeps.
 type plan struct {
-	writes []pendingWrite
-	kept   []string
+	writes      []pendingWrite
+	kept        []string
+	renewWithin time.Duration
+	jitter      func() time.Duration
 }
 
 type pendingWrite struct {
@@ -246,6 +279,7 @@ type pendingWrite struct {
 	data    []byte
 	mode    fs.FileMode
 	replace bool // an existing file is replaced (a re-issued certificate)
+	renew   bool // ... because it expires within the renewal window
 }
 
 // ca completes p with a CA: it keeps an existing one, issues a certificate
@@ -317,14 +351,15 @@ func (prof leafProfile) covers(cert *x509.Certificate) bool {
 // existing pair if ca issued it, issues a certificate for an existing key,
 // or creates both.
 func (pl *plan) leaf(p, ca *pair, prof leafProfile, now time.Time) error {
-	replace := false
+	replace, renew := false, false
 	if p.cert != nil {
 		if err := p.cert.CheckSignatureFrom(ca.cert); err != nil {
 			return fmt.Errorf("%s certificate %s was not issued by the CA in %s: "+
 				"remove the certificate to have it re-issued for its existing key %s: %w",
 				p.what, p.certPath, ca.certPath, p.keyPath, err)
 		}
-		if !prof.reissue || prof.covers(p.cert) {
+		renew = pl.renewWithin > 0 && !now.Add(pl.renewWithin).Before(p.cert.NotAfter)
+		if !renew && (!prof.reissue || prof.covers(p.cert)) {
 			pl.kept = append(pl.kept, p.keyPath, p.certPath)
 			return nil
 		}
@@ -347,7 +382,7 @@ func (pl *plan) leaf(p, ca *pair, prof leafProfile, now time.Time) error {
 		pl.kept = append(pl.kept, p.keyPath)
 	}
 
-	notAfter := now.AddDate(leafValidityYears, 0, 0)
+	notAfter := now.AddDate(leafValidityYears, 0, 0).Add(-pl.jitter())
 	if notAfter.After(ca.cert.NotAfter) {
 		// A certificate cannot usefully outlive its issuer.
 		notAfter = ca.cert.NotAfter
@@ -371,7 +406,7 @@ func (pl *plan) leaf(p, ca *pair, prof leafProfile, now time.Time) error {
 		return fmt.Errorf("issue %s certificate %s: %w", p.what, p.certPath, err)
 	}
 	p.cert = cert
-	pl.writes = append(pl.writes, pendingWrite{path: p.certPath, data: certPEM, mode: certMode, replace: replace})
+	pl.writes = append(pl.writes, pendingWrite{path: p.certPath, data: certPEM, mode: certMode, replace: replace, renew: renew})
 	return nil
 }
 

@@ -173,3 +173,42 @@ func LoadCertPool(path string) (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// NotAfter is when the certificate served now expires; false before one is loaded.
+func (r *CertReloader) NotAfter() (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cert == nil || r.cert.Leaf == nil {
+		return time.Time{}, false
+	}
+	return r.cert.Leaf.NotAfter, true
+}
+
+// FileNotAfter returns a function that reads the first certificate of a PEM file and returns
+// when it expires; false when the file cannot be read or parsed.
+func FileNotAfter(path string) func() (time.Time, bool) {
+	return func() (time.Time, bool) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return time.Time{}, false
+		}
+		cert, err := parseCertificate(data)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return cert.NotAfter, true
+	}
+}
+
+// ReadCertificate reads the first certificate of a PEM file.
+func ReadCertificate(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read certificate %s: %w", path, err)
+	}
+	cert, err := parseCertificate(data)
+	if err != nil {
+		return nil, fmt.Errorf("read certificate %s: %w", path, err)
+	}
+	return cert, nil
+}

@@ -3,7 +3,9 @@ package service
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
+	"regexp"
 
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -16,7 +18,7 @@ import (
 // newMapping builds the identity mapping store and the source that feeds it, or nil, nil
 // when the configuration names no source. The store reports every reload to the metrics and,
 // for a ConfigMap, as an Event on it.
-func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig string) (*mapping.Store, mapping.Source, error) {
+func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig, apiserverHost string) (*mapping.Store, mapping.Source, error) {
 	var (
 		source mapping.Source
 		events *mapping.ConfigMapSource
@@ -29,7 +31,7 @@ func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig st
 		if err != nil {
 			return nil, nil, fmt.Errorf("mapping.configMap: %w", err)
 		}
-		client, err := kubeClient(kubeconfig)
+		client, err := kubeClient(kubeconfig, apiserverHost)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -64,14 +66,23 @@ func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig st
 }
 
 // kubeClient connects to the Kubernetes API with the kubeconfig file, or with the pod's
-// service account when it is "".
-func kubeClient(kubeconfig string) (corev1client.CoreV1Interface, error) {
+// service account when it is "". apiserverHost, when set (host:port), is where the API is
+// reached instead: the node-local kube-apiserver, so that the webhook depends neither on
+// cluster DNS nor on kube-proxy's Service routing, which themselves need kube-apiserver.
+// The credentials and the CA stay those of the kubeconfig or the service account.
+func kubeClient(kubeconfig, apiserverHost string) (corev1client.CoreV1Interface, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		if kubeconfig == "" {
 			return nil, fmt.Errorf("mapping.configMap needs the Kubernetes API: not running in a pod (%w); pass --kubeconfig", err)
 		}
 		return nil, fmt.Errorf("mapping.configMap: read --kubeconfig %s: %w", kubeconfig, err)
+	}
+	if apiserverHost != "" {
+		if _, _, err := net.SplitHostPort(apiserverHost); err != nil {
+			return nil, fmt.Errorf("--apiserver-host %q: want host:port: %w", apiserverHost, err)
+		}
+		rc.Host = "https://" + apiserverHost
 	}
 	rc.UserAgent = "oidc-authenticator"
 	client, err := corev1client.NewForConfig(rc)
@@ -108,6 +119,9 @@ func (s *Service) StartMapping(ctx context.Context) (first <-chan struct{}, wait
 	return ch, func() { <-done }
 }
 
+// quotedValue is a quoted value in a mapping refusal.
+var quotedValue = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
 // mappingReadiness is the /readyz?verbose line for the identity mapping. The server is not
 // ready until the source has delivered its first version; after that the line is only
 // informational: with no valid mapping the server still serves, and says so here.
@@ -116,5 +130,8 @@ func (s *Service) mappingReadiness() (webhook.CheckResult, bool) {
 		return webhook.CheckResult{}, false
 	}
 	ok, detail := s.mapping.Status()
+	// Versions and reasons, not entries: the values a refused version named (emails, subjects,
+	// user names) are left out; the log has the whole text.
+	detail = quotedValue.ReplaceAllString(detail, `"…"`)
 	return webhook.CheckResult{Name: "mapping " + s.source.String(), OK: ok, Detail: detail, Informational: !s.mapping.Pending()}, true
 }

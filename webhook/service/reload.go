@@ -201,7 +201,7 @@ func (s *Service) checkConfig(settle bool) error {
 // apply makes cfg the configuration in force. Callers hold s.mu. Nothing changes when it
 // fails.
 func (s *Service) apply(version string, cfg *config.Configuration) error {
-	running := s.cfg
+	running := s.current
 	restart := restartFields(running, cfg)
 	// What needs a restart stays as the process started with it.
 	merged := *cfg
@@ -218,7 +218,7 @@ func (s *Service) apply(version string, cfg *config.Configuration) error {
 		return err
 	}
 	s.issuers.Store(set)
-	s.cfg = &merged
+	s.current = &merged
 	var added, changed, removed []string
 	for _, m := range set.all {
 		if old.holds(m) {
@@ -228,6 +228,7 @@ func (s *Service) apply(version string, cfg *config.Configuration) error {
 			changed = append(changed, m.is.URL())
 		} else {
 			added = append(added, m.is.URL())
+			s.metrics.PreinitializeIssuer(m.is.URL())
 		}
 		s.start(m)
 	}

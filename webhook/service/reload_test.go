@@ -362,7 +362,7 @@ func TestReloadChangedIssuerAppliesAtOnce(t *testing.T) {
 func TestReloadNamesSettingsThatNeedARestart(t *testing.T) {
 	ti := issuertest.New(t)
 	h := newReloadHarness(t, issuerYAML(ti, "kubernetes"))
-	addr := h.svc.cfg.Server.Address
+	addr := h.svc.current.Server.Address
 	h.write(t, h.configYAML("  address: 127.0.0.1:1\n  maxInFlightVerifications: 3\n", issuerYAML(ti, "kubernetes"))+"mapping: {file: /nonexistent}\n")
 	if err := h.svc.ReloadConfig(); err != nil {
 		t.Fatal(err)
@@ -374,10 +374,10 @@ func TestReloadNamesSettingsThatNeedARestart(t *testing.T) {
 	if strings.Contains(l, "maxInFlightVerifications]") {
 		t.Fatalf("maxInFlightVerifications changes live, yet is named as needing a restart:\n%s", l)
 	}
-	if got := h.svc.cfg.Server.Address; got != addr {
+	if got := h.svc.current.Server.Address; got != addr {
 		t.Fatalf("server.address became %s while running", got)
 	}
-	if got := *h.svc.cfg.Server.MaxInFlightVerifications; got != 3 {
+	if got := *h.svc.current.Server.MaxInFlightVerifications; got != 3 {
 		t.Fatalf("maxInFlightVerifications is %d, want 3", got)
 	}
 	if line := h.configLine(t); !strings.Contains(line.Detail, "waiting for a restart: server.address, mapping.file") {

@@ -1,0 +1,4 @@
+package webhook
+
+// CountListeners is countListeners, for the tests.
+var CountListeners = countListeners
