@@ -67,10 +67,11 @@ type Mapping struct {
 	byEmail   map[identityKey]int
 	// byGroup lists, in file order, the Groups entries for a raw group value.
 	byGroup map[string][]int
-	// userExpressions and groupExpressions list, in file order, the entries matched by
-	// expression, with their compiled conditions.
-	userExpressions  []matcher
-	groupExpressions []matcher
+	// userExpressions and groupExpressions hold, in file order, the entries matched by
+	// expression, with their compiled conditions, indexed by the claim equality they require
+	// when they require one.
+	userExpressions  exprIndex
+	groupExpressions exprIndex
 }
 
 // matcher is an entry matched by a CEL condition over claims.
@@ -92,6 +93,9 @@ type Match struct {
 	// "mapGroups[2].expression: expression 'claims.hd == ...' resulted in error: no such key:
 	// hd". Such an entry does not match.
 	Errors []string
+
+	// evaluated counts the expressions evaluated for the match, for tests.
+	evaluated int
 }
 
 // Matched reports whether any entry matched.
