@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -45,14 +46,21 @@ type Store struct {
 	// mu serialises Update; readers only load cur.
 	mu  sync.Mutex
 	cur atomic.Pointer[storeState]
+	// gens numbers the mappings put in force, for storeState.gen; under mu.
+	gens uint64
+	// evaluated counts the expressions evaluated, for the tests that keep it low.
+	evaluated atomic.Int64
 }
 
-var _ authn.Mapper = (*Store)(nil)
+var _ authn.MemoMapper = (*Store)(nil)
 
 // storeState is what a Store serves from; a new one replaces it on every change.
 type storeState struct {
 	// mapping is in force; never nil (empty when none is loaded).
 	mapping *Mapping
+	// gen numbers the mapping in force: it changes with every version accepted and every
+	// deletion, and only then, so that a memo of a result under gen is valid while it lasts.
+	gen uint64
 	// version of the mapping in force; "" before any.
 	version string
 	// since is when the mapping in force (or its deletion) took effect.
@@ -93,12 +101,48 @@ func NewStore(opts StoreOptions) *Store {
 // Map maps id with the mapping in force. Errors are *authn.Denial values; the caller logs
 // their reason. When ctx carries an authn.Trace, the entries that matched are recorded in it.
 func (s *Store) Map(ctx context.Context, id *authn.Identity) (authn.User, error) {
+	u, _, err := s.mapIn(ctx, s.cur.Load(), id)
+	return u, err
+}
+
+// MapMemo maps id as Map does, and returns a memo of the result that the authenticator's
+// cache keeps with the token: a cache hit under the same mapping version answers from it
+// without matching again, and a new version (or the deletion of the mapping) makes every
+// memo stale. Only a mapping with expression entries is worth a memo: the others are matched
+// by hash lookups. Nothing is memoized of a result the request's cancellation may have cut
+// short, nor of an undecided one.
+func (s *Store) MapMemo(ctx context.Context, id *authn.Identity, prev authn.Memo) (authn.User, authn.Memo, error) {
 	st := s.cur.Load()
+	if p, ok := prev.(*memo); ok && p.gen == st.gen && !st.pending() {
+		st.record(ctx, p.match, p.err)
+		return p.user, p, p.err
+	}
+	u, match, err := s.mapIn(ctx, st, id)
+	if st.pending() || !st.mapping.hasExpressions() || ctx.Err() != nil {
+		return u, nil, err
+	}
+	var d *authn.Denial
+	if err != nil && (!errors.As(err, &d) || d.Retryable) {
+		return u, nil, err
+	}
+	match.evaluated = 0
+	return u, &memo{gen: st.gen, user: u, match: match, err: err}, err
+}
+
+// mapIn maps id with the mapping of st.
+func (s *Store) mapIn(ctx context.Context, st *storeState, id *authn.Identity) (authn.User, Match, error) {
 	if st.pending() {
-		return authn.User{}, authn.Record(ctx, "mapping", "", authn.Undecided(authn.ReasonMappingPending,
+		return authn.User{}, Match{User: -1}, authn.Record(ctx, "mapping", "", authn.Undecided(authn.ReasonMappingPending,
 			fmt.Errorf("the identity mapping has not been read from its source yet")))
 	}
 	u, match, err := st.mapping.Apply(ctx, id, s.opts.RequireMatch)
+	s.evaluated.Add(int64(match.evaluated))
+	st.record(ctx, match, err)
+	return u, match, err
+}
+
+// record fills in the Applied and the Trace ctx carries, if any, with the entries that matched.
+func (st *storeState) record(ctx context.Context, match Match, err error) {
 	if a := appliedFrom(ctx); a != nil {
 		a.Set, a.m, a.match = true, st.mapping, match
 		if st.loaded && !st.deleted {
@@ -108,7 +152,37 @@ func (s *Store) Map(ctx context.Context, id *authn.Identity) (authn.User, error)
 	if authn.Traced(ctx) {
 		authn.Record(ctx, "mapping", st.describe(match), err)
 	}
-	return u, err
+}
+
+// memo is a token's mapping result under the mapping numbered gen.
+type memo struct {
+	gen   uint64
+	user  authn.User
+	match Match
+	err   error
+}
+
+// Bytes estimates what the memo holds beyond the cached identity, counting every string of
+// the user as its own (some are the mapping's or the cached identity's): the struct, the
+// user, the match.
+func (m *memo) Bytes() int64 {
+	n := 200 + len(m.user.Name) + len(m.user.UID) + 8*len(m.match.Groups)
+	for _, g := range m.user.Groups {
+		n += 16 + len(g)
+	}
+	for k, vs := range m.user.Extra {
+		n += 48 + len(k)
+		for _, v := range vs {
+			n += 16 + len(v)
+		}
+	}
+	for _, e := range m.match.Errors {
+		n += 16 + len(e)
+	}
+	if m.err != nil {
+		n += 64 + len(m.err.Error())
+	}
+	return int64(n)
 }
 
 // Update applies a snapshot from a source. A valid version replaces the mapping in force;
@@ -137,7 +211,8 @@ func (s *Store) Update(snap Snapshot) {
 }
 
 func (s *Store) accept(old *storeState, snap Snapshot, m *Mapping) {
-	s.cur.Store(&storeState{mapping: m, version: snap.Version, since: s.now(), loaded: true})
+	s.gens++
+	s.cur.Store(&storeState{mapping: m, gen: s.gens, version: snap.Version, since: s.now(), loaded: true})
 	attrs := []any{"version", snap.Version, "users", len(m.Users), "groups", len(m.Groups)}
 	if m.Empty() && !old.mapping.Empty() {
 		s.log.Warn("identity mapping loaded; it is empty, so every mapping is revoked", attrs...)
@@ -170,7 +245,8 @@ func (s *Store) revoke(old *storeState) {
 	if old.deleted {
 		return // already gone
 	}
-	s.cur.Store(&storeState{mapping: s.empty, since: s.now(), deleted: true, loaded: old.loaded})
+	s.gens++
+	s.cur.Store(&storeState{mapping: s.empty, gen: s.gens, since: s.now(), deleted: true, loaded: old.loaded})
 	if old.loaded {
 		s.log.Warn("identity mapping deleted: every mapping is revoked; deleting it is treated as a deliberate act",
 			"version", old.version, "require_match", s.opts.RequireMatch)

@@ -29,6 +29,25 @@ type Mapper interface {
 	Map(ctx context.Context, id *Identity) (User, error)
 }
 
+// MemoMapper is a Mapper whose result for a token depends only on the token and on a version
+// of the mapper's own (the mapping in force): the cache keeps the result with the token, and a
+// cache hit reuses it while that version lasts instead of mapping the token again.
+type MemoMapper interface {
+	Mapper
+	// MapMemo maps id as Map does. memo is what MapMemo returned for an earlier request with
+	// the same cached token, nil if none; while it is valid, the result may come from it. It
+	// returns the memo to keep with the token from now on: nil keeps none, memo itself keeps
+	// it. Memos must be comparable (pointers).
+	MapMemo(ctx context.Context, id *Identity, memo Memo) (User, Memo, error)
+}
+
+// Memo is what a MemoMapper remembers of one cached token.
+type Memo interface {
+	// Bytes estimates the memory the memo holds beyond what the token's cached identity does;
+	// the cache counts it against CacheMaxBytes.
+	Bytes() int64
+}
+
 // UserValidator judges the final user of one issuer's tokens, after the identity mapping:
 // kube-apiserver's userValidationRules.
 type UserValidator interface {
@@ -63,7 +82,8 @@ type Options struct {
 
 // Authenticator answers "who holds this token?": the router sends it to its issuer, the
 // cache (when on) remembers what the issuers verified, and the mapper and the issuers' user
-// rules make the final user on every request.
+// rules make the final user on every request; a MemoMapper's result is remembered with the
+// token, for as long as it stays valid.
 type Authenticator struct {
 	router *router
 	cache  *cache // nil when CacheTTL is 0
@@ -99,13 +119,13 @@ func New(issuers map[string]Verifier, mapper Mapper, opts Options) (*Authenticat
 // Authenticate verifies raw, maps its identity, then lets the issuer's user validation rules
 // judge the final user. Errors are *Denial values.
 func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Result, error) {
-	id, cached, err := a.verify(ctx, raw)
+	id, e, cached, err := a.verify(ctx, raw)
 	if err != nil {
 		return Result{}, err
 	}
 	res := Result{Identity: id, User: id.User, Cached: cached}
 	if a.mapper != nil {
-		u, err := a.mapper.Map(ctx, id)
+		u, err := a.mapIdentity(ctx, id, e)
 		if err != nil {
 			return res, AsDenial(err)
 		}
@@ -119,6 +139,21 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Result, e
 		}
 	}
 	return res, nil
+}
+
+// mapIdentity maps id, through the memo kept with its cache entry e (nil: not cached) when the
+// mapper keeps one.
+func (a *Authenticator) mapIdentity(ctx context.Context, id *Identity, e *entry) (User, error) {
+	mm, ok := a.mapper.(MemoMapper)
+	if !ok || e == nil {
+		return a.mapper.Map(ctx, id)
+	}
+	prev := e.memo.Load().memo()
+	u, next, err := mm.MapMemo(ctx, id, prev)
+	if next != prev {
+		a.cache.keep(e, next)
+	}
+	return u, err
 }
 
 // CacheEntries reports how many verified tokens are remembered.
@@ -137,18 +172,20 @@ func (a *Authenticator) CacheBytes() int64 {
 	return a.cache.Bytes()
 }
 
-func (a *Authenticator) verify(ctx context.Context, raw string) (*Identity, bool, error) {
+// verify returns the identity of raw, its cache entry (nil when not cached), and whether it
+// came from the cache.
+func (a *Authenticator) verify(ctx context.Context, raw string) (*Identity, *entry, bool, error) {
 	// What cannot be a JWT is refused before it costs a hash and a cache lookup.
 	h, _, _, err := split(raw)
 	if err != nil {
-		return nil, false, Record(ctx, "parse", "", err)
+		return nil, nil, false, Record(ctx, "parse", "", err)
 	}
 	if err := a.router.awaitedKey(ctx, h); err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	if a.cache == nil {
 		id, err := a.router.VerifyToken(ctx, raw)
-		return id, false, err
+		return id, nil, false, err
 	}
 	return a.cache.verifyToken(ctx, raw)
 }

@@ -38,19 +38,60 @@ func newCache(next TokenVerifier, names []string, opts Options) (*cache, error) 
 		return nil, fmt.Errorf("generate cache key: %w", err)
 	}
 	c := &cache{next: next, names: names, opts: opts, store: gocache.New(opts.CacheTTL, time.Minute)}
-	c.store.OnEvicted(func(_ string, v any) { c.bytes.Add(-entrySize(v.(string))) })
+	c.store.OnEvicted(func(_ string, v any) {
+		e := v.(*entry)
+		e.gone.Store(true)
+		c.bytes.Add(-entrySize(e.packed) - e.memo.Swap(nil).size())
+	})
 	c.hashers.New = func() any { return &hasher{mac: hmac.New(sha256.New, secret)} }
 	return c, nil
 }
 
-// verifyToken returns the identity of raw from the cache, or from the verifier it wraps,
-// and whether it came from the cache.
-func (c *cache) verifyToken(ctx context.Context, raw string) (*Identity, bool, error) {
+// entry is what the cache keeps for a token: its packed identity, and what the mapper
+// remembers of it (MemoMapper).
+type entry struct {
+	packed string
+	memo   atomic.Pointer[memoBox]
+	// gone is set when the entry leaves the cache, so that a memo kept after that is not
+	// counted in bytes for ever.
+	gone atomic.Bool
+}
+
+// memoBox is a memo and the bytes it was counted as.
+type memoBox struct {
+	m     Memo
+	bytes int64
+}
+
+func (b *memoBox) memo() Memo {
+	if b == nil {
+		return nil
+	}
+	return b.m
+}
+
+func (b *memoBox) size() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.bytes
+}
+
+// verified is a verified token's identity and its cache entry, nil when it was not cached.
+type verified struct {
+	id    *Identity
+	entry *entry
+}
+
+// verifyToken returns the identity of raw from the cache, or from the verifier it wraps, its
+// cache entry (nil when it could not be cached), and whether it came from the cache.
+func (c *cache) verifyToken(ctx context.Context, raw string) (*Identity, *entry, bool, error) {
 	key := c.key(raw)
 	if v, ok := c.store.Get(key); ok {
-		if id, err := unpackIdentity(v.(string), c.names); err == nil {
+		e := v.(*entry)
+		if id, err := unpackIdentity(e.packed, c.names); err == nil {
 			c.observe(true)
-			return id.withPayload(raw), true, nil
+			return id.withPayload(raw), e, true, nil
 		}
 		c.store.Delete(key) // never expected: verify the token again
 	}
@@ -62,13 +103,31 @@ func (c *cache) verifyToken(ctx context.Context, raw string) (*Identity, bool, e
 		if err != nil {
 			return nil, err
 		}
-		c.remember(key, id)
-		return id, nil
+		return verified{id: id, entry: c.remember(key, id)}, nil
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	return v.(*Identity), false, nil
+	vf := v.(verified)
+	return vf.id, vf.entry, false, nil
+}
+
+// keep replaces the memo of e with m (nil: none), counting it against CacheMaxBytes: a memo
+// that does not fit is not kept. A memo kept as e leaves the cache is dropped again.
+func (c *cache) keep(e *entry, m Memo) {
+	var box *memoBox
+	if m != nil {
+		box = &memoBox{m: m, bytes: m.Bytes()}
+		if maxBytes := c.opts.CacheMaxBytes; maxBytes > 0 && c.bytes.Load()+box.bytes > maxBytes {
+			box = nil
+		}
+	}
+	old := e.memo.Swap(box)
+	c.bytes.Add(box.size() - old.size())
+	// Evicted meanwhile: the eviction counted out what it found; take back what it did not.
+	if box != nil && e.gone.Load() && e.memo.CompareAndSwap(box, nil) {
+		c.bytes.Add(-box.bytes)
+	}
 }
 
 // CacheEntryOverhead is what one cache entry takes beside its packed identity: its key, the
@@ -78,23 +137,24 @@ const CacheEntryOverhead = 128
 
 func entrySize(packed string) int64 { return int64(len(packed)) + CacheEntryOverhead }
 
-// remember caches id, packed and without its claim set, until min(TTL, exp). The bounds on
-// entries and bytes hold under any flood of valid tokens: the oldest entries are evicted to
-// make room, and an identity larger than the whole byte bound is not cached.
-func (c *cache) remember(key string, id *Identity) {
+// remember caches id, packed and without its claim set, until min(TTL, exp), and returns its
+// entry (nil when it is not cached). The bounds on entries and bytes hold under any flood of
+// valid tokens: the oldest entries are evicted to make room, and an identity larger than the
+// whole byte bound is not cached.
+func (c *cache) remember(key string, id *Identity) *entry {
 	ttl := min(c.opts.CacheTTL, id.Expiry.Sub(c.opts.Now()))
 	if ttl <= 0 {
-		return
+		return nil
 	}
 	i, found := slices.BinarySearch(c.names, id.Issuer)
 	if !found {
-		return
+		return nil
 	}
 	packed := id.pack(i)
 	size := entrySize(packed)
 	maxBytes := c.opts.CacheMaxBytes
 	if maxBytes > 0 && size > maxBytes {
-		return
+		return nil
 	}
 	c.bound.Lock()
 	defer c.bound.Unlock()
@@ -105,13 +165,15 @@ func (c *cache) remember(key string, id *Identity) {
 		c.order[0] = ""
 		c.order = c.order[1:]
 	}
-	c.store.Set(key, packed, ttl)
+	e := &entry{packed: packed}
+	c.store.Set(key, e, ttl)
 	c.bytes.Add(size)
 	c.order = append(c.order, key)
 	if len(c.order) > 2*c.store.ItemCount()+1024 {
 		// Most of the order is of entries that expired: keep those still cached.
 		c.order = slices.DeleteFunc(c.order, func(k string) bool { _, ok := c.store.Get(k); return !ok })
 	}
+	return e
 }
 
 // Bytes reports what the remembered tokens take, as CacheMaxBytes counts it.
