@@ -62,16 +62,23 @@ func ParseWith(data map[string]string, opts ParseOptions) (*Mapping, error) {
 	for _, key := range []string{KeyUsers, KeyGroups} {
 		value := data[key]
 		before := len(p.problems)
-		for i, e := range p.decodeList(key, value) {
+		items, repeated, strict := p.decodeList(key, value)
+		for i, item := range items {
+			var rep []string
+			if i < len(repeated) {
+				rep = repeated[i]
+			}
+			e := rawEntryOf(item, rep)
 			if key == KeyUsers {
 				p.userEntry(m, i, e)
 			} else {
 				p.groupEntry(m, i, e)
 			}
+			items[i] = nil // what is checked is not needed any more
 		}
 		// The checks above find every field set twice in an entry; this catches anything
 		// else the strict YAML decoder refuses, so that nothing it rejects is accepted.
-		if len(p.problems) == before && strings.TrimSpace(value) != "" {
+		if !strict && len(p.problems) == before && strings.TrimSpace(value) != "" {
 			if _, err := yaml.YAMLToJSONStrict([]byte(value)); err != nil {
 				p.problems.add(key, "%s", strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "))
 			}
@@ -117,52 +124,134 @@ type rawEntry struct {
 	repeated []string
 }
 
-// decodeList turns the YAML list held by a data key into raw entries. Problems with the list
-// as a whole are recorded against the key, and then no entries are returned.
-func (p *parser) decodeList(key, value string) []rawEntry {
+// decodeList turns the YAML list held by a data key into its items, as JSON, and the fields
+// each sets more than once. Problems with the list as a whole are recorded against the key,
+// and then no items are returned. strict says the strict YAML decoder has accepted the whole
+// value.
+//
+// A list of one document written in block style, each entry starting with "- " at the start
+// of a line (the common case), is decoded an entry at a time, so that decoding takes memory
+// in proportion to one entry, not the whole list, and once; any other value, and any entry
+// the strict decoder refuses, is decoded whole, again by the checks that say what is wrong.
+func (p *parser) decodeList(key, value string) (items []json.RawMessage, repeated [][]string, strict bool) {
 	if strings.TrimSpace(value) == "" {
-		return nil
+		return nil, nil, false
+	}
+	if items, ok := decodeEntries(value); ok {
+		return items, nil, true
 	}
 	j, err := yaml.YAMLToJSON([]byte(value))
 	if err != nil {
 		p.problems.add(key, "is not valid YAML (line numbers count from the first line of %s): %s",
 			key, strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "))
-		return nil
+		return nil, nil, false
 	}
 	repeated, docs := scanYAML(value)
 	if docs > 1 {
 		p.problems.add(key, "holds more than one YAML document (a line \"---\" separates them); write a single list")
-		return nil
+		return nil, nil, false
 	}
 	j = bytes.TrimSpace(j)
 	if string(j) == "null" {
-		return nil
+		return nil, nil, false
 	}
 	if kind := jsonKindOf(j); kind != "a list" {
 		p.problems.add(key, "must be a YAML list of entries, each starting with \"- \"; got %s", kind)
-		return nil
+		return nil, nil, false
 	}
-	var items []json.RawMessage
 	if err := json.Unmarshal(j, &items); err != nil {
 		p.problems.add(key, "cannot be read: %s", err)
-		return nil
+		return nil, nil, false
 	}
-	entries := make([]rawEntry, len(items))
-	for i, item := range items {
-		e := &entries[i]
-		if i < len(repeated) {
-			e.repeated = repeated[i]
+	return items, repeated, false
+}
+
+// rawEntryOf reads one item of a list.
+func rawEntryOf(item json.RawMessage, repeated []string) rawEntry {
+	e := rawEntry{repeated: repeated, kind: jsonKindOf(item)}
+	if e.kind != "a mapping" {
+		return e
+	}
+	if err := json.Unmarshal(item, &e.fields); err != nil {
+		e.kind = "unreadable: " + err.Error()
+		e.fields = nil
+	}
+	return e
+}
+
+// decodeEntries decodes a block-style list a few entries at a time with the strict decoder.
+// It reports false when the value is not such a list, or when some entries do not decode
+// alone: the whole value must then be decoded.
+func decodeEntries(value string) ([]json.RawMessage, bool) {
+	starts, ok := entryStarts(value)
+	if !ok {
+		return nil, false
+	}
+	items := make([]json.RawMessage, 0, len(starts))
+	for i := 0; i < len(starts); i += entriesPerDecode {
+		end := len(value)
+		if i+entriesPerDecode < len(starts) {
+			end = starts[i+entriesPerDecode]
 		}
-		e.kind = jsonKindOf(item)
-		if e.kind != "a mapping" {
-			continue
+		j, err := yaml.YAMLToJSONStrict([]byte(value[starts[i]:end]))
+		if err != nil {
+			return nil, false
 		}
-		if err := json.Unmarshal(item, &e.fields); err != nil {
-			e.kind = "unreadable: " + err.Error()
-			e.fields = nil
+		var some []json.RawMessage
+		if json.Unmarshal(j, &some) != nil || len(some) != min(entriesPerDecode, len(starts)-i) {
+			return nil, false
+		}
+		items = append(items, some...)
+	}
+	return items, true
+}
+
+// entriesPerDecode is how many entries decodeEntries decodes at once: enough to make the
+// decoder's own cost small beside theirs, few enough to take little memory.
+const entriesPerDecode = 128
+
+// entryStarts finds where each entry of a YAML list written in block style starts: at a
+// line starting with "- " (or a lone "-"); the first starts at 0, with the blank and comment
+// lines before it. It reports false unless every other line is blank, a comment or
+// indented, and the text holds nothing that joins entries or documents (document markers,
+// directives, a byte order mark).
+func entryStarts(value string) ([]int, bool) {
+	if mayHoldDocuments(value) {
+		return nil, false
+	}
+	var starts []int
+	offset := 0
+	for line := range strings.Lines(value) {
+		body := strings.TrimRight(line, "\r\n")
+		trimmed := strings.TrimSpace(body)
+		switch {
+		case body == "-" || strings.HasPrefix(body, "- "):
+			starts = append(starts, offset)
+		case trimmed == "" || strings.HasPrefix(trimmed, "#"):
+		case body[0] == ' ' && len(starts) > 0:
+		default:
+			return nil, false
+		}
+		offset += len(line)
+	}
+	if len(starts) == 0 {
+		return nil, false
+	}
+	starts[0] = 0
+	return starts, true
+}
+
+// mayHoldDocuments reports whether a YAML text may hold more than one document, or anything
+// else the single-pass decoding leaves to the full checks: a line starting with a document
+// marker (--- or ...) or a directive (%), or a byte order mark.
+func mayHoldDocuments[T string | []byte](text T) bool {
+	s := string(text)
+	for line := range strings.Lines(s) {
+		if strings.HasPrefix(line, "---") || strings.HasPrefix(line, "...") || strings.HasPrefix(line, "%") {
+			return true
 		}
 	}
-	return entries
+	return strings.Contains(s, "\ufeff")
 }
 
 // scanYAML reads a list with the YAML decoder itself, which keeps what the conversion to
