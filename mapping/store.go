@@ -33,6 +33,31 @@ type StoreOptions struct {
 	OnReload func(result string)
 	// OnReject is called with a refused snapshot and why it was refused; may be nil.
 	OnReject func(s Snapshot, err error)
+	// Observer, if set, is told how long each reload took and how large the mapping in force
+	// is; metrics implement it.
+	Observer Observer
+}
+
+// Observer is told about the reloads of a Store.
+type Observer interface {
+	// MappingReloaded reports a snapshot's result (ReloadSuccess, ReloadRejected or
+	// ReloadDeleted) and how long parsing and checking it took.
+	MappingReloaded(result string, took time.Duration)
+	// MappingEntries reports how many entries of each kind the mapping in force has, for
+	// every kind in EntryKinds, after every change.
+	MappingEntries(kind string, n int)
+}
+
+// EntryKinds are the kinds of entries Observer.MappingEntries counts: mapUsers entries by
+// subject, by email and by expression, mapGroups entries by group and by expression.
+var EntryKinds = []string{"user_subject", "user_email", "user_expression", "group", "group_expression"}
+
+// entryCounts counts the entries of m by kind, in the order of EntryKinds.
+func (m *Mapping) entryCounts() []int {
+	if m == nil {
+		return make([]int, len(EntryKinds))
+	}
+	return []int{len(m.bySubject), len(m.byEmail), m.userExpressions.len(), len(m.Groups) - m.groupExpressions.len(), m.groupExpressions.len()}
 }
 
 // Store holds the mapping in force and swaps in new versions atomically. It implements
@@ -196,21 +221,38 @@ func (s *Store) Update(snap Snapshot) {
 	case snap.Deleted:
 		s.revoke(old)
 	case snap.Err != nil:
-		s.refuse(old, snap, fmt.Errorf("the mapping source could not be read: %w", snap.Err))
+		s.refuse(old, snap, fmt.Errorf("the mapping source could not be read: %w", snap.Err), 0)
 	default:
 		if snap.Version != "" && old.loaded && !old.deleted && old.refused == nil && snap.Version == old.version {
 			return // redelivered (e.g. a re-list): nothing changed
 		}
+		start := s.now()
 		m, err := ParseWith(snap.Data, ParseOptions{Issuers: s.opts.Issuers, BinaryData: snap.BinaryData})
+		took := s.now().Sub(start)
 		if err != nil {
-			s.refuse(old, snap, err)
+			s.refuse(old, snap, err, took)
 			return
 		}
-		s.accept(old, snap, m)
+		s.accept(old, snap, m, took)
 	}
 }
 
-func (s *Store) accept(old *storeState, snap Snapshot, m *Mapping) {
+// observe tells the Observer about a reload, and the size of the mapping now in force.
+func (s *Store) observe(result string, took time.Duration, m *Mapping) {
+	o := s.opts.Observer
+	if o == nil {
+		return
+	}
+	o.MappingReloaded(result, took)
+	if result == ReloadRejected {
+		return // the mapping in force did not change
+	}
+	for i, n := range m.entryCounts() {
+		o.MappingEntries(EntryKinds[i], n)
+	}
+}
+
+func (s *Store) accept(old *storeState, snap Snapshot, m *Mapping, took time.Duration) {
 	s.gens++
 	s.cur.Store(&storeState{mapping: m, gen: s.gens, version: snap.Version, since: s.now(), loaded: true})
 	attrs := []any{"version", snap.Version, "users", len(m.Users), "groups", len(m.Groups)}
@@ -219,10 +261,10 @@ func (s *Store) accept(old *storeState, snap Snapshot, m *Mapping) {
 	} else {
 		s.log.Info("identity mapping loaded", attrs...)
 	}
-	s.reloaded(ReloadSuccess)
+	s.reloaded(ReloadSuccess, took, m)
 }
 
-func (s *Store) refuse(old *storeState, snap Snapshot, err error) {
+func (s *Store) refuse(old *storeState, snap Snapshot, err error, took time.Duration) {
 	if old.refused != nil && snap.Version != "" && old.refused.version == snap.Version {
 		return // the same refused version again: already logged and reported
 	}
@@ -235,7 +277,7 @@ func (s *Store) refuse(old *storeState, snap Snapshot, err error) {
 	}
 	s.log.Error("identity mapping version refused; the previous mapping stays in force",
 		"version", snap.Version, "in_force", inForce, "err", err)
-	s.reloaded(ReloadRejected)
+	s.reloaded(ReloadRejected, took, nil)
 	if s.opts.OnReject != nil {
 		s.opts.OnReject(snap, err)
 	}
@@ -253,13 +295,16 @@ func (s *Store) revoke(old *storeState) {
 	} else {
 		s.log.Warn("no identity mapping exists at the source; serving with none", "require_match", s.opts.RequireMatch)
 	}
-	s.reloaded(ReloadDeleted)
+	s.reloaded(ReloadDeleted, 0, nil)
 }
 
-func (s *Store) reloaded(result string) {
+// reloaded reports a reload: its result, how long parsing and checking took, and the mapping
+// now in force (nil: none, or unchanged when the result is ReloadRejected).
+func (s *Store) reloaded(result string, took time.Duration, m *Mapping) {
 	if s.opts.OnReload != nil {
 		s.opts.OnReload(result)
 	}
+	s.observe(result, took, m)
 }
 
 // Status describes the mapping in force, and the newest refused version if any, for

@@ -32,6 +32,10 @@ type Metrics struct {
 	IssuerReadiness *prometheus.GaugeVec
 	// MappingReloads counts identity mapping reloads by result (success, rejected, deleted).
 	MappingReloads *prometheus.CounterVec
+	// MappingReloadDuration observes how long parsing and checking a mapping version took.
+	MappingReloadDuration *prometheus.HistogramVec
+	// MappingEntryCount is the number of entries of the mapping in force, by kind.
+	MappingEntryCount *prometheus.GaugeVec
 	// DecisionLogSuppressed counts the decision log lines left out by the rate limit on
 	// refused tokens, by result (denied, undecided).
 	DecisionLogSuppressed *prometheus.CounterVec
@@ -77,12 +81,21 @@ func New() *Metrics {
 			Namespace: namespace, Name: "mapping_reload_total",
 			Help: "Identity mapping reloads by result (success, rejected, deleted).",
 		}, []string{"result"}),
+		MappingReloadDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "mapping_reload_duration_seconds",
+			Help:    "Time to parse and check an identity mapping version, by result (success, rejected, deleted).",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"result"}),
+		MappingEntryCount: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "mapping_entries",
+			Help: "Entries of the identity mapping in force, by kind (user_subject, user_email, user_expression, group, group_expression).",
+		}, []string{"kind"}),
 		DecisionLogSuppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "decision_log_suppressed_total",
 			Help: "Decision log lines of refused tokens left out by the log's rate limit, by result (denied, undecided).",
 		}, []string{"result"}),
 	}
-	r.MustRegister(m.Requests, m.Duration, m.CacheRequests, m.JWKSFetches, m.JWKSLastSuccess, m.DiscoveryFetches, m.IssuerReadiness, m.MappingReloads, m.DecisionLogSuppressed)
+	r.MustRegister(m.Requests, m.Duration, m.CacheRequests, m.JWKSFetches, m.JWKSLastSuccess, m.DiscoveryFetches, m.IssuerReadiness, m.MappingReloads, m.MappingReloadDuration, m.MappingEntryCount, m.DecisionLogSuppressed)
 	return m
 }
 

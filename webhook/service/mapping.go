@@ -52,6 +52,7 @@ func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig st
 				events.Event(err)
 			}
 		},
+		Observer: s.metrics,
 	})
 	return store, source, nil
 }
