@@ -37,7 +37,7 @@ func (m *Mapping) Apply(ctx context.Context, id *authn.Identity, requireMatch bo
 		if err != nil {
 			return authn.User{}, Match{User: -1}, authn.Undecided(authn.ReasonInternal, err)
 		}
-		cel = &conditions{claims: claims, vars: expression.ClaimsVars(claims), budget: expression.NewBudget()}
+		cel = &conditions{m: m, claims: claims, vars: expression.ClaimsVars(claims), budget: expression.NewBudget()}
 	}
 	match := Match{User: m.matchUser(ctx, id, cel), Groups: m.matchGroups(ctx, id, cel)}
 	if cel != nil {
@@ -57,7 +57,7 @@ func (m *Mapping) Apply(ctx context.Context, id *authn.Identity, requireMatch bo
 			if err != nil {
 				return authn.User{}, match, authn.Undecided(authn.ReasonInternal, err)
 			}
-			name, err := t.render(claims, fmt.Sprintf("%s[%d].username", KeyUsers, match.User))
+			name, err := t.render(claims, m.entryPath(KeyUsers, match.User)+".username")
 			if err != nil {
 				return authn.User{}, match, err
 			}
@@ -127,6 +127,7 @@ func (m *Mapping) matchGroups(ctx context.Context, id *authn.Identity, cel *cond
 // conditions evaluates the entries' expressions for one token: one claims variable and one
 // cost budget for all of them.
 type conditions struct {
+	m      *Mapping
 	claims map[string]any
 	vars   *expression.Vars
 	budget expression.Budget
@@ -147,7 +148,7 @@ func (c *conditions) holds(ctx context.Context, list string, x matcher) bool {
 	c.evaluated++
 	ok, err := x.cond.Bool(ctx, c.vars, &c.budget)
 	if err != nil {
-		c.errors = append(c.errors, fmt.Sprintf("%s[%d].expression: %v", list, x.entry, err))
+		c.errors = append(c.errors, fmt.Sprintf("%s.expression: %v", c.m.entryPath(list, x.entry), err))
 		return false
 	}
 	return ok
@@ -218,7 +219,7 @@ func (m *Mapping) nearMisses(id *authn.Identity) string {
 	}
 	var notes []string
 	for i, e := range m.Users {
-		path := fmt.Sprintf("%s[%d]", KeyUsers, i)
+		path := m.entryPath(KeyUsers, i)
 		switch {
 		case e.Subject != "" && e.Subject == id.Subject:
 			notes = append(notes, fmt.Sprintf("%s maps this subject for issuer %s only", path, e.Issuer))
@@ -230,7 +231,7 @@ func (m *Mapping) nearMisses(id *authn.Identity) string {
 	}
 	for i, e := range m.Groups {
 		if e.Group != "" && slices.Contains(id.Groups, e.Group) {
-			notes = append(notes, fmt.Sprintf("%s[%d] maps group %q for issuer %s only", KeyGroups, i, e.Group, e.Issuer))
+			notes = append(notes, fmt.Sprintf("%s maps group %q for issuer %s only", m.entryPath(KeyGroups, i), e.Group, e.Issuer))
 		}
 	}
 	if len(notes) == 0 {

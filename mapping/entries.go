@@ -368,5 +368,9 @@ func (p *parser) claimIn(bucket, field, kind, value, issuer string) {
 		p.problems.add(field, "%s %q is already mapped by %s (%s); merge them into one entry", kind, value, c.path, why)
 		return
 	}
-	byValue[value] = append(byValue[value], claimant{issuer: issuer, path: strings.TrimSuffix(field, "."+kind)})
+	path := strings.TrimSuffix(field, "."+kind)
+	if p.part != "" {
+		path += " of ConfigMap " + p.part
+	}
+	byValue[value] = append(byValue[value], claimant{issuer: issuer, path: path})
 }

@@ -39,9 +39,53 @@ type ParseOptions struct {
 
 // ParseWith is Parse with options. Like Parse, it reports every problem at once.
 func ParseWith(data map[string]string, opts ParseOptions) (*Mapping, error) {
+	return ParseSet([]Part{{Data: data, BinaryData: opts.BinaryData}}, opts)
+}
+
+// Part is one ConfigMap of a mapping made of several.
+type Part struct {
+	// Name names the ConfigMap in problems and matches: namespace/name, e.g.
+	// kube-system/oidc-auth-1; "" for a mapping of one part.
+	Name string
+	// Data and BinaryData are the ConfigMap's, as in Snapshot.
+	Data       map[string]string
+	BinaryData []string
+}
+
+// ParseSet validates a mapping made of several ConfigMaps, in the order given, as one: their
+// mapUsers lists, then their mapGroups lists, one after the other. An entry keeps its index
+// within its own ConfigMap, and its problems and matches name the ConfigMap; two entries for
+// the same identity are refused whether they are in one ConfigMap or in two. opts.BinaryData
+// is ignored: each part has its own. Like Parse, it reports every problem at once, and never
+// returns a partial mapping.
+func ParseSet(parts []Part, opts ParseOptions) (*Mapping, error) {
 	p := newParser(opts.Issuers)
 	p.anyIssuer = opts.AnyIssuer
-	for _, k := range slices.Sorted(slices.Values(opts.BinaryData)) {
+	m := &Mapping{
+		bySubject: map[identityKey]int{},
+		byEmail:   map[identityKey]int{},
+		byGroup:   map[string][]int{},
+	}
+	for _, part := range parts {
+		if part.Name != "" {
+			m.parts = append(m.parts, partStart{name: part.Name, users: len(m.Users), groups: len(m.Groups)})
+		}
+		before := len(p.problems)
+		p.part = part.Name
+		p.parseData(m, part.Data, part.BinaryData)
+		for i := before; i < len(p.problems); i++ {
+			p.problems[i].ConfigMap = part.Name
+		}
+	}
+	if len(p.problems) > 0 {
+		return nil, &InvalidError{Problems: p.problems}
+	}
+	return m, nil
+}
+
+// parseData validates the data of one ConfigMap and adds its entries to m.
+func (p *parser) parseData(m *Mapping, data map[string]string, binaryData []string) {
+	for _, k := range slices.Sorted(slices.Values(binaryData)) {
 		p.problems.add("binaryData."+k, "binaryData is not read; put %s and %s under data, as YAML strings", KeyUsers, KeyGroups)
 	}
 	keys := make([]string, 0, len(data))
@@ -53,11 +97,6 @@ func ParseWith(data map[string]string, opts ParseOptions) (*Mapping, error) {
 		if k != KeyUsers && k != KeyGroups {
 			p.problems.add(k, "%s", unknownKey(k))
 		}
-	}
-	m := &Mapping{
-		bySubject: map[identityKey]int{},
-		byEmail:   map[identityKey]int{},
-		byGroup:   map[string][]int{},
 	}
 	for _, key := range []string{KeyUsers, KeyGroups} {
 		value := data[key]
@@ -84,10 +123,6 @@ func ParseWith(data map[string]string, opts ParseOptions) (*Mapping, error) {
 			}
 		}
 	}
-	if len(p.problems) > 0 {
-		return nil, &InvalidError{Problems: p.problems}
-	}
-	return m, nil
 }
 
 // parser holds what validation needs across entries.
@@ -95,6 +130,8 @@ type parser struct {
 	issuers   []string
 	anyIssuer bool
 	problems  problems
+	// part names the ConfigMap being parsed, "" for a mapping of one.
+	part string
 	// seen remembers, per kind of identity ("subject", "email", "group", and the expressions
 	// of each list) and value, the entries already claiming it, to refuse overlapping entries.
 	seen map[string]map[string][]claimant

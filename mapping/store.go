@@ -227,7 +227,11 @@ func (s *Store) Update(snap Snapshot) {
 			return // redelivered (e.g. a re-list): nothing changed
 		}
 		start := s.now()
-		m, err := ParseWith(snap.Data, ParseOptions{Issuers: s.opts.Issuers, BinaryData: snap.BinaryData})
+		parts := snap.Parts
+		if parts == nil {
+			parts = []Part{{Data: snap.Data, BinaryData: snap.BinaryData}}
+		}
+		m, err := ParseSet(parts, ParseOptions{Issuers: s.opts.Issuers})
 		took := s.now().Sub(start)
 		if err != nil {
 			s.refuse(old, snap, err, took)

@@ -14,11 +14,11 @@ import (
 
 // newMapping builds the identity mapping store and the source that feeds it, or nil, nil
 // when the configuration names no source. The store reports every reload to the metrics and,
-// for a ConfigMap, as an Event on it.
+// for ConfigMaps, as Events on them.
 func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig string) (*mapping.Store, mapping.Source, error) {
 	var (
 		source mapping.Source
-		events *mapping.ConfigMapSource
+		events interface{ Event(refused error) } // a Kubernetes source records Events
 	)
 	switch {
 	case cfg.File != "":
@@ -32,8 +32,16 @@ func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig st
 		if err != nil {
 			return nil, nil, err
 		}
-		events = &mapping.ConfigMapSource{Client: client, Namespace: ns, Name: name, Logger: s.log}
-		source = events
+		cm := &mapping.ConfigMapSource{Client: client, Namespace: ns, Name: name, Logger: s.log}
+		source, events = cm, cm
+	case cfg.ConfigMapSelector != nil:
+		client, err := kubeClient(kubeconfig)
+		if err != nil {
+			return nil, nil, err
+		}
+		set := &mapping.ConfigMapSetSource{Client: client, Namespace: cfg.ConfigMapSelector.Namespace,
+			Selector: cfg.ConfigMapSelector.LabelSelector, Logger: s.log}
+		source, events = set, set
 	default:
 		return nil, nil, nil
 	}
@@ -58,19 +66,19 @@ func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig st
 }
 
 // kubeClient connects to the Kubernetes API with the kubeconfig file, or with the pod's
-// service account when it is "".
+// service account when it is "", for mapping.configMap or mapping.configMapSelector.
 func kubeClient(kubeconfig string) (corev1client.CoreV1Interface, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		if kubeconfig == "" {
-			return nil, fmt.Errorf("mapping.configMap needs the Kubernetes API: not running in a pod (%w); pass --kubeconfig", err)
+			return nil, fmt.Errorf("mapping.configMap and mapping.configMapSelector need the Kubernetes API: not running in a pod (%w); pass --kubeconfig", err)
 		}
-		return nil, fmt.Errorf("mapping.configMap: read --kubeconfig %s: %w", kubeconfig, err)
+		return nil, fmt.Errorf("the mapping's ConfigMaps: read --kubeconfig %s: %w", kubeconfig, err)
 	}
 	rc.UserAgent = "oidc-authenticator"
 	client, err := corev1client.NewForConfig(rc)
 	if err != nil {
-		return nil, fmt.Errorf("mapping.configMap: build the Kubernetes client: %w", err)
+		return nil, fmt.Errorf("the mapping's ConfigMaps: build the Kubernetes client: %w", err)
 	}
 	return client, nil
 }
