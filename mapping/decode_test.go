@@ -3,6 +3,8 @@ package mapping
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -90,4 +92,37 @@ func FuzzDecodeEntryAtATime(f *testing.F) {
 		f.Add(v)
 	}
 	f.Fuzz(func(t *testing.T, value string) { checkEntryAtATime(t, value) })
+}
+
+// A list decoded by blocks of entries that meets a block it cannot decode alone is parsed
+// again whole: the problems are those of the whole list, once, and an alias of an anchor in
+// another block is read as the whole list reads it.
+func TestParseFallsBackToTheWholeList(t *testing.T) {
+	var users strings.Builder
+	for i := range 3 * entriesPerDecode {
+		if i == 2*entriesPerDecode+5 {
+			users.WriteString("- subject: twice\n  username: a\n  username: b\n")
+			continue
+		}
+		fmt.Fprintf(&users, "- subject: user-%d\n  username: u%d\n", i, i)
+	}
+	_, err := Parse(map[string]string{KeyUsers: users.String()}, testIssuers)
+	var inv *InvalidError
+	if !errors.As(err, &inv) || len(inv.Problems) != 1 ||
+		inv.Problems[0].Field != fmt.Sprintf("mapUsers[%d].username", 2*entriesPerDecode+5) || !strings.Contains(inv.Problems[0].Detail, "set more than once") {
+		t.Fatalf("want one problem, the key set twice; got %v", err)
+	}
+
+	aliased := "- {subject: alice-sub, username: alice, groups: &admins [g1, g2]}\n"
+	for i := range entriesPerDecode + 1 {
+		aliased += fmt.Sprintf("- {subject: s%d, username: u%d}\n", i, i)
+	}
+	aliased += "- {subject: bob-sub, username: bob, groups: *admins}\n"
+	m, err := Parse(map[string]string{KeyUsers: aliased}, testIssuers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := m.Users[len(m.Users)-1]; last.Subject != "bob-sub" || len(last.Groups) != 2 || last.Groups[1] != "g2" {
+		t.Fatalf("the entry with the alias: %+v", last)
+	}
 }

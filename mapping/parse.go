@@ -59,8 +59,21 @@ type Part struct {
 // is ignored: each part has its own. Like Parse, it reports every problem at once, and never
 // returns a partial mapping.
 func ParseSet(parts []Part, opts ParseOptions) (*Mapping, error) {
+	m, err, ok := parseSet(parts, opts, false)
+	if !ok {
+		// A list looked like one to decode by blocks of entries, but a block did not decode
+		// alone: everything is parsed again, each list decoded whole.
+		m, err, _ = parseSet(parts, opts, true)
+	}
+	return m, err
+}
+
+// parseSet is ParseSet, decoding each list whole when whole is set; ok is false when it had
+// to stop because a block of entries did not decode alone.
+func parseSet(parts []Part, opts ParseOptions, whole bool) (_ *Mapping, _ error, ok bool) {
 	p := newParser(opts.Issuers)
 	p.anyIssuer = opts.AnyIssuer
+	p.whole = whole
 	m := &Mapping{
 		bySubject: map[identityKey]int{},
 		byEmail:   map[identityKey]int{},
@@ -72,19 +85,23 @@ func ParseSet(parts []Part, opts ParseOptions) (*Mapping, error) {
 		}
 		before := len(p.problems)
 		p.part = part.Name
-		p.parseData(m, part.Data, part.BinaryData)
+		if !p.parseData(m, part.Data, part.BinaryData) {
+			return nil, nil, false
+		}
 		for i := before; i < len(p.problems); i++ {
 			p.problems[i].ConfigMap = part.Name
 		}
 	}
 	if len(p.problems) > 0 {
-		return nil, &InvalidError{Problems: p.problems}
+		return nil, &InvalidError{Problems: p.problems}, true
 	}
-	return m, nil
+	return m, nil, true
 }
 
-// parseData validates the data of one ConfigMap and adds its entries to m.
-func (p *parser) parseData(m *Mapping, data map[string]string, binaryData []string) {
+// parseData validates the data of one ConfigMap and adds its entries to m. It reports false
+// when a block of entries did not decode alone (see decodeList): the parse must start again,
+// with p.whole set.
+func (p *parser) parseData(m *Mapping, data map[string]string, binaryData []string) bool {
 	for _, k := range slices.Sorted(slices.Values(binaryData)) {
 		p.problems.add("binaryData."+k, "binaryData is not read; put %s and %s under data, as YAML strings", KeyUsers, KeyGroups)
 	}
@@ -101,19 +118,34 @@ func (p *parser) parseData(m *Mapping, data map[string]string, binaryData []stri
 	for _, key := range []string{KeyUsers, KeyGroups} {
 		value := data[key]
 		before := len(p.problems)
-		items, repeated, strict := p.decodeList(key, value)
-		for i, item := range items {
-			var rep []string
-			if i < len(repeated) {
-				rep = repeated[i]
-			}
-			e := rawEntryOf(item, rep)
+		entry := func(i int, e rawEntry) {
 			if key == KeyUsers {
 				p.userEntry(m, i, e)
 			} else {
 				p.groupEntry(m, i, e)
 			}
-			items[i] = nil // what is checked is not needed any more
+		}
+		split, ok := false, false
+		if !p.whole && strings.TrimSpace(value) != "" {
+			split, ok = eachEntryBlock(value, func(first int, items []json.RawMessage) {
+				for i, item := range items {
+					entry(first+i, rawEntryOf(item, nil))
+				}
+			})
+			if split && !ok {
+				return false
+			}
+		}
+		strict := split
+		if !split {
+			items, repeated := p.decodeList(key, value)
+			for i, item := range items {
+				var rep []string
+				if i < len(repeated) {
+					rep = repeated[i]
+				}
+				entry(i, rawEntryOf(item, rep))
+			}
 		}
 		// The checks above find every field set twice in an entry; this catches anything
 		// else the strict YAML decoder refuses, so that nothing it rejects is accepted.
@@ -123,6 +155,7 @@ func (p *parser) parseData(m *Mapping, data map[string]string, binaryData []stri
 			}
 		}
 	}
+	return true
 }
 
 // parser holds what validation needs across entries.
@@ -132,6 +165,8 @@ type parser struct {
 	problems  problems
 	// part names the ConfigMap being parsed, "" for a mapping of one.
 	part string
+	// whole says every list is decoded whole, never by blocks of entries.
+	whole bool
 	// seen remembers, per kind of identity ("subject", "email", "group", and the expressions
 	// of each list) and value, the entries already claiming it, to refuse overlapping entries.
 	seen map[string]map[string][]claimant
@@ -162,45 +197,36 @@ type rawEntry struct {
 }
 
 // decodeList turns the YAML list held by a data key into its items, as JSON, and the fields
-// each sets more than once. Problems with the list as a whole are recorded against the key,
-// and then no items are returned. strict says the strict YAML decoder has accepted the whole
-// value.
-//
-// A list of one document written in block style, each entry starting with "- " at the start
-// of a line (the common case), is decoded an entry at a time, so that decoding takes memory
-// in proportion to one entry, not the whole list, and once; any other value, and any entry
-// the strict decoder refuses, is decoded whole, again by the checks that say what is wrong.
-func (p *parser) decodeList(key, value string) (items []json.RawMessage, repeated [][]string, strict bool) {
+// each sets more than once, decoding it whole. Problems with the list as a whole are recorded
+// against the key, and then no items are returned.
+func (p *parser) decodeList(key, value string) (items []json.RawMessage, repeated [][]string) {
 	if strings.TrimSpace(value) == "" {
-		return nil, nil, false
-	}
-	if items, ok := decodeEntries(value); ok {
-		return items, nil, true
+		return nil, nil
 	}
 	j, err := yaml.YAMLToJSON([]byte(value))
 	if err != nil {
 		p.problems.add(key, "is not valid YAML (line numbers count from the first line of %s): %s",
 			key, strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "))
-		return nil, nil, false
+		return nil, nil
 	}
 	repeated, docs := scanYAML(value)
 	if docs > 1 {
 		p.problems.add(key, "holds more than one YAML document (a line \"---\" separates them); write a single list")
-		return nil, nil, false
+		return nil, nil
 	}
 	j = bytes.TrimSpace(j)
 	if string(j) == "null" {
-		return nil, nil, false
+		return nil, nil
 	}
 	if kind := jsonKindOf(j); kind != "a list" {
 		p.problems.add(key, "must be a YAML list of entries, each starting with \"- \"; got %s", kind)
-		return nil, nil, false
+		return nil, nil
 	}
 	if err := json.Unmarshal(j, &items); err != nil {
 		p.problems.add(key, "cannot be read: %s", err)
-		return nil, nil, false
+		return nil, nil
 	}
-	return items, repeated, false
+	return items, repeated
 }
 
 // rawEntryOf reads one item of a list.
@@ -216,15 +242,18 @@ func rawEntryOf(item json.RawMessage, repeated []string) rawEntry {
 	return e
 }
 
-// decodeEntries decodes a block-style list a few entries at a time with the strict decoder.
-// It reports false when the value is not such a list, or when some entries do not decode
-// alone: the whole value must then be decoded.
-func decodeEntries(value string) ([]json.RawMessage, bool) {
-	starts, ok := entryStarts(value)
-	if !ok {
-		return nil, false
+// eachEntryBlock decodes a list written in block style a block of entries at a time with the
+// strict decoder, and calls each with the items of each block and the index of its first.
+// Decoding a block at a time takes memory in proportion to a block, not to the whole list,
+// and decodes the list once. split is false when value is not such a list (see entryStarts),
+// and then each is never called; ok is false when a block did not decode alone (an alias of
+// an anchor in another block, a key set twice, a syntax error), and then each has been called
+// for the blocks before it, and the list must be decoded whole.
+func eachEntryBlock(value string, each func(first int, items []json.RawMessage)) (split, ok bool) {
+	starts, split := entryStarts(value)
+	if !split {
+		return false, false
 	}
-	items := make([]json.RawMessage, 0, len(starts))
 	for i := 0; i < len(starts); i += entriesPerDecode {
 		end := len(value)
 		if i+entriesPerDecode < len(starts) {
@@ -232,15 +261,22 @@ func decodeEntries(value string) ([]json.RawMessage, bool) {
 		}
 		j, err := yaml.YAMLToJSONStrict([]byte(value[starts[i]:end]))
 		if err != nil {
-			return nil, false
+			return true, false
 		}
-		var some []json.RawMessage
-		if json.Unmarshal(j, &some) != nil || len(some) != min(entriesPerDecode, len(starts)-i) {
-			return nil, false
+		var items []json.RawMessage
+		if json.Unmarshal(j, &items) != nil || len(items) != min(entriesPerDecode, len(starts)-i) {
+			return true, false
 		}
-		items = append(items, some...)
+		each(i, items)
 	}
-	return items, true
+	return true, true
+}
+
+// decodeEntries decodes a list with eachEntryBlock; ok is false when it cannot.
+func decodeEntries(value string) ([]json.RawMessage, bool) {
+	var all []json.RawMessage
+	split, ok := eachEntryBlock(value, func(_ int, items []json.RawMessage) { all = append(all, items...) })
+	return all, split && ok
 }
 
 // entriesPerDecode is how many entries decodeEntries decodes at once: enough to make the
