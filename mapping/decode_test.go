@@ -68,6 +68,10 @@ var entryAtATimeSeeds = []string{
 	"- subject: a\n\t username: x\n",                                     // a tab
 	"-\n- \n- ~\n",
 	"- a: |\n   x\n# c\n   y\n",
+	"---\n- subject: a\n  username: x\n",          // a document start
+	"# c\n---\n- subject: a\n---\n- subject: b\n", // two documents
+	"- subject: a\n---\n",                         // a marker after the list
+	"---   \n- a\n",
 }
 
 // Decoding a list an entry at a time gives exactly what decoding it whole gives, and leaves

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +151,17 @@ func TestNoMemoWhenNotWorthIt(t *testing.T) {
 		t.Fatalf("memo %v, %v; want none", memo, err)
 	}
 	h.store.Update(Snapshot{Data: ageMapping(3, "g"), Version: "2"})
+	_, memo, err := h.store.MapMemo(context.Background(), identity(), nil)
+	if memo == nil || err != nil {
+		t.Fatalf("memo %v, %v", memo, err)
+	}
+	// Another Store at the same generation does not take this one's memo.
+	other := newHarness(t, false)
+	other.store.Update(Snapshot{Data: map[string]string{KeyGroups: "- expression: \"claims.age > 0.0\"\n  groups: [other]\n"}, Version: "9"})
+	other.store.Update(Snapshot{Data: ageMapping(1, "o"), Version: "10"})
+	if u, next, _ := other.store.MapMemo(context.Background(), identity(), memo); next == memo || !slices.Contains(u.Groups, "o-0") {
+		t.Fatalf("another Store answered from this one's memo: %+v", u)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, memo, _ := h.store.MapMemo(ctx, identity(), nil); memo != nil {

@@ -301,6 +301,7 @@ func entryStarts(value string) ([]int, bool) {
 		case body == "-" || strings.HasPrefix(body, "- "):
 			starts = append(starts, offset)
 		case trimmed == "" || strings.HasPrefix(trimmed, "#"):
+		case body == "---" && len(starts) == 0: // the first document's start (mayHoldDocuments)
 		case body[0] == ' ' && len(starts) > 0:
 		default:
 			return nil, false
@@ -316,12 +317,21 @@ func entryStarts(value string) ([]int, bool) {
 
 // mayHoldDocuments reports whether a YAML text may hold more than one document, or anything
 // else the single-pass decoding leaves to the full checks: a line starting with a document
-// marker (--- or ...) or a directive (%), or a byte order mark.
+// marker (--- or ...) or a directive (%), or a byte order mark. A "---" alone on the first
+// line that is not blank or a comment only starts the first document.
 func mayHoldDocuments[T string | []byte](text T) bool {
 	s := string(text)
+	content := false
 	for line := range strings.Lines(s) {
+		if strings.HasPrefix(line, "---") && !content && strings.TrimRight(line, " \r\n") == "---" {
+			content = true
+			continue
+		}
 		if strings.HasPrefix(line, "---") || strings.HasPrefix(line, "...") || strings.HasPrefix(line, "%") {
 			return true
+		}
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") {
+			content = true
 		}
 	}
 	return strings.Contains(s, "\ufeff")

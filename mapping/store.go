@@ -138,7 +138,7 @@ func (s *Store) Map(ctx context.Context, id *authn.Identity) (authn.User, error)
 // short, nor of an undecided one.
 func (s *Store) MapMemo(ctx context.Context, id *authn.Identity, prev authn.Memo) (authn.User, authn.Memo, error) {
 	st := s.cur.Load()
-	if p, ok := prev.(*memo); ok && p.gen == st.gen && !st.pending() {
+	if p, ok := prev.(*memo); ok && p.store == s && p.gen == st.gen && !st.pending() {
 		st.record(ctx, p.match, p.err)
 		return p.user, p, p.err
 	}
@@ -151,7 +151,7 @@ func (s *Store) MapMemo(ctx context.Context, id *authn.Identity, prev authn.Memo
 		return u, nil, err
 	}
 	match.evaluated = 0
-	return u, &memo{gen: st.gen, user: u, match: match, err: err}, err
+	return u, &memo{store: s, gen: st.gen, user: u, match: match, err: err}, err
 }
 
 // mapIn maps id with the mapping of st.
@@ -179,8 +179,10 @@ func (st *storeState) record(ctx context.Context, match Match, err error) {
 	}
 }
 
-// memo is a token's mapping result under the mapping numbered gen.
+// memo is a token's mapping result under the mapping numbered gen by store: a memo of another
+// Store (one that replaced it) is never taken for its own.
 type memo struct {
+	store *Store
 	gen   uint64
 	user  authn.User
 	match Match
