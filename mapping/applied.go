@@ -35,10 +35,12 @@ func appliedFrom(ctx context.Context) *Applied {
 
 // AppliedEntry is one mapping entry that matched.
 type AppliedEntry struct {
-	Key   string `json:"key"`   // mapUsers or mapGroups
-	Index int    `json:"index"` // the entry's index in its list
-	By    string `json:"by"`    // what matched: subject, email, group or expression
-	Value string `json:"value"` // the subject, email, group or expression of the entry
+	// ConfigMap names the ConfigMap the entry is in, in a mapping of several; "" otherwise.
+	ConfigMap string `json:"configMap,omitempty"`
+	Key       string `json:"key"`   // mapUsers or mapGroups
+	Index     int    `json:"index"` // the entry's index in its list (in its ConfigMap)
+	By        string `json:"by"`    // what matched: subject, email, group or expression
+	Value     string `json:"value"` // the subject, email, group or expression of the entry
 }
 
 // AppliedEntries are the entries that matched, the mapUsers one first, then the mapGroups
@@ -54,14 +56,16 @@ func (a *Applied) Entries() AppliedEntries {
 	var out AppliedEntries
 	if i := a.match.User; i >= 0 && i < len(a.m.Users) {
 		by, v := a.m.Users[i].matchedBy()
-		out = append(out, AppliedEntry{Key: KeyUsers, Index: i, By: by, Value: v})
+		cm, local := a.m.Locate(KeyUsers, i)
+		out = append(out, AppliedEntry{ConfigMap: cm, Key: KeyUsers, Index: local, By: by, Value: v})
 	}
 	for _, i := range a.match.Groups {
 		if i < 0 || i >= len(a.m.Groups) {
 			continue
 		}
 		by, v := a.m.Groups[i].matchedBy()
-		out = append(out, AppliedEntry{Key: KeyGroups, Index: i, By: by, Value: v})
+		cm, local := a.m.Locate(KeyGroups, i)
+		out = append(out, AppliedEntry{ConfigMap: cm, Key: KeyGroups, Index: local, By: by, Value: v})
 	}
 	return out
 }
@@ -72,6 +76,10 @@ func (es AppliedEntries) MarshalText() ([]byte, error) {
 	for i, e := range es {
 		if i > 0 {
 			b = append(b, ' ')
+		}
+		if e.ConfigMap != "" {
+			b = append(b, e.ConfigMap...)
+			b = append(b, ':')
 		}
 		b = append(b, e.Key...)
 		b = append(b, '[')

@@ -32,16 +32,17 @@ import (
 // ReasonReservedUsername when the token's claims would make the username start with system:.
 func (m *Mapping) Apply(ctx context.Context, id *authn.Identity, requireMatch bool) (authn.User, Match, error) {
 	var cel *conditions // only a mapping with expression entries converts the claims
-	if m != nil && (len(m.userExpressions) > 0 || len(m.groupExpressions) > 0) {
+	if m.hasExpressions() {
 		claims, err := id.Claims()
 		if err != nil {
 			return authn.User{}, Match{User: -1}, authn.Undecided(authn.ReasonInternal, err)
 		}
-		cel = &conditions{vars: expression.ClaimsVars(claims), budget: expression.NewBudget()}
+		cel = &conditions{m: m, claims: claims, vars: expression.ClaimsVars(claims), budget: expression.NewBudget()}
 	}
 	match := Match{User: m.matchUser(ctx, id, cel), Groups: m.matchGroups(ctx, id, cel)}
 	if cel != nil {
 		match.Errors = cel.errors
+		match.evaluated = cel.evaluated
 	}
 	if requireMatch && !match.Matched() {
 		return authn.User{}, match, authn.Deny(authn.ReasonNoMapping,
@@ -56,7 +57,7 @@ func (m *Mapping) Apply(ctx context.Context, id *authn.Identity, requireMatch bo
 			if err != nil {
 				return authn.User{}, match, authn.Undecided(authn.ReasonInternal, err)
 			}
-			name, err := t.render(claims, fmt.Sprintf("%s[%d].username", KeyUsers, match.User))
+			name, err := t.render(claims, m.entryPath(KeyUsers, match.User)+".username")
 			if err != nil {
 				return authn.User{}, match, err
 			}
@@ -84,7 +85,11 @@ func (m *Mapping) matchUser(ctx context.Context, id *authn.Identity, cel *condit
 			}
 		}
 	}
-	for _, x := range m.userExpressions {
+	if m.userExpressions.len() == 0 {
+		return -1
+	}
+	for _, pos := range m.userExpressions.candidates(cel.claims) {
+		x := m.userExpressions.all[pos]
 		if iss := m.Users[x.entry].Issuer; (iss == "" || iss == id.Issuer) && cel.holds(ctx, KeyUsers, x) {
 			return x.entry
 		}
@@ -94,7 +99,7 @@ func (m *Mapping) matchUser(ctx context.Context, id *authn.Identity, cel *condit
 
 // matchGroups returns the indexes of the mapGroups entries for the token, in file order.
 func (m *Mapping) matchGroups(ctx context.Context, id *authn.Identity, cel *conditions) []int {
-	if m == nil || len(m.byGroup) == 0 && len(m.groupExpressions) == 0 {
+	if m == nil || len(m.byGroup) == 0 && m.groupExpressions.len() == 0 {
 		return nil
 	}
 	var out []int
@@ -105,9 +110,12 @@ func (m *Mapping) matchGroups(ctx context.Context, id *authn.Identity, cel *cond
 			}
 		}
 	}
-	for _, x := range m.groupExpressions {
-		if iss := m.Groups[x.entry].Issuer; (iss == "" || iss == id.Issuer) && cel.holds(ctx, KeyGroups, x) {
-			out = append(out, x.entry)
+	if m.groupExpressions.len() > 0 {
+		for _, pos := range m.groupExpressions.candidates(cel.claims) {
+			x := m.groupExpressions.all[pos]
+			if iss := m.Groups[x.entry].Issuer; (iss == "" || iss == id.Issuer) && cel.holds(ctx, KeyGroups, x) {
+				out = append(out, x.entry)
+			}
 		}
 	}
 	// A token naming a group twice matches its entries once: sorting, then dropping repeats,
@@ -119,18 +127,28 @@ func (m *Mapping) matchGroups(ctx context.Context, id *authn.Identity, cel *cond
 // conditions evaluates the entries' expressions for one token: one claims variable and one
 // cost budget for all of them.
 type conditions struct {
+	m      *Mapping
+	claims map[string]any
 	vars   *expression.Vars
 	budget expression.Budget
 	// errors are the entries whose expression failed, for Match.Errors.
 	errors []string
+	// evaluated counts the expressions evaluated, for the tests that keep it low.
+	evaluated int
+}
+
+// hasExpressions reports whether any entry is matched by expression.
+func (m *Mapping) hasExpressions() bool {
+	return m != nil && (m.userExpressions.len() > 0 || m.groupExpressions.len() > 0)
 }
 
 // holds reports whether the entry's condition is true; an evaluation error counts as false
 // and is noted.
 func (c *conditions) holds(ctx context.Context, list string, x matcher) bool {
+	c.evaluated++
 	ok, err := x.cond.Bool(ctx, c.vars, &c.budget)
 	if err != nil {
-		c.errors = append(c.errors, fmt.Sprintf("%s[%d].expression: %v", list, x.entry, err))
+		c.errors = append(c.errors, fmt.Sprintf("%s.expression: %v", c.m.entryPath(list, x.entry), err))
 		return false
 	}
 	return ok
@@ -201,7 +219,7 @@ func (m *Mapping) nearMisses(id *authn.Identity) string {
 	}
 	var notes []string
 	for i, e := range m.Users {
-		path := fmt.Sprintf("%s[%d]", KeyUsers, i)
+		path := m.entryPath(KeyUsers, i)
 		switch {
 		case e.Subject != "" && e.Subject == id.Subject:
 			notes = append(notes, fmt.Sprintf("%s maps this subject for issuer %s only", path, e.Issuer))
@@ -213,7 +231,7 @@ func (m *Mapping) nearMisses(id *authn.Identity) string {
 	}
 	for i, e := range m.Groups {
 		if e.Group != "" && slices.Contains(id.Groups, e.Group) {
-			notes = append(notes, fmt.Sprintf("%s[%d] maps group %q for issuer %s only", KeyGroups, i, e.Group, e.Issuer))
+			notes = append(notes, fmt.Sprintf("%s maps group %q for issuer %s only", m.entryPath(KeyGroups, i), e.Group, e.Issuer))
 		}
 	}
 	if len(notes) == 0 {

@@ -73,7 +73,7 @@ func (p *parser) userEntry(m *Mapping, i int, e rawEntry) {
 	case email.ok:
 		m.byEmail[identityKey{issuer.val, email.val}] = idx
 	default:
-		m.userExpressions = append(m.userExpressions, matcher{entry: idx, cond: cond.val})
+		m.userExpressions.add(matcher{entry: idx, cond: cond.val})
 	}
 	var text string
 	if cond.ok {
@@ -122,7 +122,7 @@ func (p *parser) groupEntry(m *Mapping, i int, e rawEntry) {
 		m.byGroup[group.val] = append(m.byGroup[group.val], idx)
 	} else {
 		entry.Expression = cond.val.Text()
-		m.groupExpressions = append(m.groupExpressions, matcher{entry: idx, cond: cond.val})
+		m.groupExpressions.add(matcher{entry: idx, cond: cond.val})
 	}
 	m.Groups = append(m.Groups, entry)
 }
@@ -368,5 +368,9 @@ func (p *parser) claimIn(bucket, field, kind, value, issuer string) {
 		p.problems.add(field, "%s %q is already mapped by %s (%s); merge them into one entry", kind, value, c.path, why)
 		return
 	}
-	byValue[value] = append(byValue[value], claimant{issuer: issuer, path: strings.TrimSuffix(field, "."+kind)})
+	path := strings.TrimSuffix(field, "."+kind)
+	if p.part != "" {
+		path += " of ConfigMap " + p.part
+	}
+	byValue[value] = append(byValue[value], claimant{issuer: issuer, path: path})
 }

@@ -5,14 +5,21 @@ import (
 	"strings"
 )
 
-// Problem is one thing wrong in mapping data. Field locates it, e.g. "mapUsers[2].email".
+// Problem is one thing wrong in mapping data. Field locates it, e.g. "mapUsers[2].email";
+// in a mapping of several ConfigMaps, ConfigMap names the one it is in (namespace/name).
 type Problem struct {
-	Field  string
-	Detail string
+	ConfigMap string
+	Field     string
+	Detail    string
 }
 
-// String formats the problem as "field: detail".
-func (p Problem) String() string { return p.Field + ": " + p.Detail }
+// String formats the problem as "field: detail", or "ConfigMap ns/name: field: detail".
+func (p Problem) String() string {
+	if p.ConfigMap != "" {
+		return "ConfigMap " + p.ConfigMap + ": " + p.Field + ": " + p.Detail
+	}
+	return p.Field + ": " + p.Detail
+}
 
 // InvalidError is returned by Parse and lists every problem it found, in the order of the
 // data: keys, then entries, then fields.

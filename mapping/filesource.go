@@ -13,14 +13,16 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
 // DefaultPollInterval is how often a FileSource looks at its path when PollInterval is 0.
 const DefaultPollInterval = time.Second
 
-// maxFileSize bounds what a FileSource reads from one file; a ConfigMap holds at most 1 MiB.
-const maxFileSize = 4 << 20
+// maxFileSize bounds what a FileSource reads from one file. A ConfigMap holds at most 1 MiB,
+// but a mapping file is not one: 50,000 entries of ~110 bytes take 5.5 MB.
+const maxFileSize = 16 << 20
 
 // FileSource delivers the mapping from a file or directory, polled every PollInterval:
 //
@@ -34,12 +36,31 @@ const maxFileSize = 4 << 20
 // the content's SHA-256. A path that does not exist (also at start) is sent as Deleted, once
 // per disappearance. A path that cannot be read, or a manifest that is not a ConfigMap, is
 // sent as a snapshot with Err.
+//
+// A poll that finds what the last one read costs a stat: the files are read again only when
+// their size, modification time or identity (a file replaced by a rename) changed, when they
+// were modified less than racyWindow before (a second edit within the file system's time
+// granularity could keep both), and every rehashEvery polls whatever the stat says; a file
+// read again is decoded only when its content hash differs from the one last seen.
 type FileSource struct {
 	// Path is the manifest file or the mounted directory.
 	Path string
 	// PollInterval is how often Path is read; 0 means DefaultPollInterval.
 	PollInterval time.Duration
+
+	// ticks, when set, replaces the poll interval's ticker, and now the clock (tests).
+	ticks <-chan time.Time
+	now   func() time.Time
+	// reads and decodes count the polls that read the files and the manifests decoded (tests).
+	reads, decodes atomic.Int64
 }
+
+const (
+	// racyWindow is how recent a modification time must be for a stat not to be trusted.
+	racyWindow = 2 * time.Second
+	// rehashEvery is how many polls may trust the stat before the files are read anyway.
+	rehashEvery = 60
+)
 
 // String names the source for logs.
 func (f *FileSource) String() string { return "file " + f.Path }
@@ -50,39 +71,113 @@ func (f *FileSource) Run(ctx context.Context, update func(Snapshot)) error {
 	if f.Path == "" {
 		return errors.New("mapping file source: no path is set")
 	}
-	interval := f.PollInterval
-	if interval <= 0 {
-		interval = DefaultPollInterval
+	ticks := f.ticks
+	if ticks == nil {
+		interval := f.PollInterval
+		if interval <= 0 {
+			interval = DefaultPollInterval
+		}
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		ticks = ticker.C
 	}
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	last := ""
+	var p poller
 	for {
-		snap, state := f.read()
-		if state != last {
-			last = state
+		if snap, changed := p.poll(f); changed {
 			update(snap)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ticker.C:
+		case <-ticks:
 		}
 	}
 }
 
+// poller remembers what the last polls saw.
+type poller struct {
+	// state identifies what was last sent, so that only changes are.
+	state string
+	// stamp is the stat of the files when last read, "" when it was not to be trusted.
+	stamp string
+	// info is the file's stat when last read, to tell a file replaced by another.
+	info  fs.FileInfo
+	polls int
+}
+
+// poll takes one look at the path and returns the snapshot to send, if anything changed.
+func (p *poller) poll(f *FileSource) (Snapshot, bool) {
+	p.polls++
+	stamp, info := f.stamp()
+	if stamp != "" && stamp == p.stamp && p.polls%rehashEvery != 0 &&
+		(info == nil) == (p.info == nil) && (info == nil || os.SameFile(info, p.info)) {
+		return Snapshot{}, false
+	}
+	f.reads.Add(1)
+	snap, state := f.read(p.state)
+	p.stamp, p.info = stamp, info
+	if state == p.state {
+		return Snapshot{}, false
+	}
+	p.state = state
+	return snap, true
+}
+
+// stamp describes the files at the path by their stat, "" when it may not tell a change:
+// the path cannot be read, or a file was modified within racyWindow. info is the stat of the
+// path when it is a file.
+func (f *FileSource) stamp() (string, fs.FileInfo) {
+	now := time.Now()
+	if f.now != nil {
+		now = f.now()
+	}
+	info, err := os.Stat(f.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "deleted", nil
+	case err != nil:
+		return "", nil
+	case !info.IsDir():
+		if now.Sub(info.ModTime()) < racyWindow {
+			return "", nil
+		}
+		return fmt.Sprintf("file %d %d", info.Size(), info.ModTime().UnixNano()), info
+	}
+	dir := f.Path
+	b := []byte("dir")
+	if target, err := filepath.EvalSymlinks(filepath.Join(dir, "..data")); err == nil {
+		dir = target
+		b = append(b, target...)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", nil
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(dir, e.Name()))
+		if err != nil || now.Sub(fi.ModTime()) < racyWindow {
+			return "", nil
+		}
+		b = fmt.Appendf(b, "\x00%s %d %d %v", e.Name(), fi.Size(), fi.ModTime().UnixNano(), fi.IsDir())
+	}
+	return string(b), nil
+}
+
 // read takes one look at the path. state identifies what was seen, so that Run sends a
-// snapshot only when it changes.
-func (f *FileSource) read() (snap Snapshot, state string) {
-	snap, state = f.readOnce()
+// snapshot only when it changes; content whose state is last is not decoded again.
+func (f *FileSource) read(last string) (snap Snapshot, state string) {
+	snap, state = f.readOnce(last)
 	if snap.Err != nil {
 		// A read can race with kubelet removing the version it just replaced: look again.
-		snap, state = f.readOnce()
+		snap, state = f.readOnce(last)
 	}
 	return snap, state
 }
 
-func (f *FileSource) readOnce() (Snapshot, string) {
+func (f *FileSource) readOnce(last string) (Snapshot, string) {
 	info, err := os.Stat(f.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Snapshot{Deleted: true}, "deleted"
@@ -98,6 +193,12 @@ func (f *FileSource) readOnce() (Snapshot, string) {
 		return failed(err, "")
 	}
 	version := contentVersion(b)
+	for _, seen := range []string{"data " + version, "error " + version} {
+		if last == seen {
+			return Snapshot{}, last // the content already sent: not decoded again
+		}
+	}
+	f.decodes.Add(1)
 	in, err := DecodeManifest(b)
 	if err != nil {
 		return failed(fmt.Errorf("mapping file %s: %w", f.Path, err), version)
@@ -169,7 +270,7 @@ func ReadPath(path string) (Input, error) {
 		}
 		return in, nil
 	}
-	snap, _ := (&FileSource{Path: path}).read()
+	snap, _ := (&FileSource{Path: path}).read("")
 	switch {
 	case snap.Err != nil:
 		return Input{}, snap.Err
@@ -191,7 +292,7 @@ func readFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read mapping %s: %w", path, err)
 	}
 	if len(b) > maxFileSize {
-		return nil, fmt.Errorf("mapping file %s is larger than %d MiB; a ConfigMap holds at most 1 MiB", path, maxFileSize>>20)
+		return nil, fmt.Errorf("mapping file %s is larger than %d MiB, the most a mapping file may hold", path, maxFileSize>>20)
 	}
 	return b, nil
 }

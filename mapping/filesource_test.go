@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -289,4 +290,101 @@ func TestReadPath(t *testing.T) {
 	if _, err := ReadPath(missing); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Fatalf("missing path: err = %v", err)
 	}
+}
+
+// writeOld replaces path with content, as writeFile does, and dates it an hour back, so that
+// its stat is trusted.
+func writeOld(t *testing.T, path, content string) {
+	t.Helper()
+	writeFile(t, path, content)
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tickSource runs a FileSource driven by the test's ticks, with the clock at now.
+func tickSource(t *testing.T, path string) (*testFileSource, chan time.Time, <-chan Snapshot) {
+	t.Helper()
+	ticks := make(chan time.Time)
+	src := &testFileSource{FileSource: &FileSource{Path: path, ticks: ticks}}
+	src.setNow(time.Now())
+	src.FileSource.now = func() time.Time { return time.Unix(0, src.clock.Load()) }
+	return src, ticks, runSource(t, src.FileSource)
+}
+
+// testFileSource is a FileSource with a clock the test sets.
+type testFileSource struct {
+	*FileSource
+	clock atomic.Int64
+}
+
+func (s *testFileSource) setNow(t time.Time) { s.clock.Store(t.UnixNano()) }
+
+// polls sends n ticks; each is taken when the poll before it has finished.
+func polls(ticks chan<- time.Time, n int) {
+	for range n {
+		ticks <- time.Time{}
+	}
+}
+
+// Rule: polls that find the file as it was read cost a stat: it is read again only every
+// rehashEvery polls, and not decoded again when its content did not change.
+func TestFileSourceIdlePollsReadNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.yaml")
+	writeOld(t, path, manifest)
+	src, ticks, ch := tickSource(t, path)
+	next(t, ch, 5*time.Second)
+	polls(ticks, 2*rehashEvery+10) // polls up to 2*rehashEvery+10 are finished
+	if got := src.reads.Load(); got != 3 {
+		t.Errorf("%d reads in %d polls, want 3: the first and one every %d polls", got, 2*rehashEvery+10, rehashEvery)
+	}
+	if got := src.decodes.Load(); got != 1 {
+		t.Errorf("%d decodes, want 1", got)
+	}
+	quiet(t, ch, 10*time.Millisecond)
+}
+
+// Rule: a file replaced by another of the same size and modification time is read, as is
+// one modified too recently for its stat to be trusted; content already seen is not decoded.
+func TestFileSourceSeesReplacedAndRecentFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.yaml")
+	writeOld(t, path, manifest)
+	old, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, ticks, ch := tickSource(t, path)
+	first := next(t, ch, 5*time.Second)
+
+	// Same size, same modification time, another file (a rename put it there).
+	edited := strings.Replace(manifest, "username: alice", "username: alicf", 1)
+	writeFile(t, path, edited)
+	if err := os.Chtimes(path, old.ModTime(), old.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	polls(ticks, 1)
+	s := next(t, ch, 5*time.Second)
+	if s.Version == first.Version || !strings.Contains(s.Data[KeyUsers], "alicf") {
+		t.Fatalf("snapshot after the replacement = %+v", s)
+	}
+
+	// Modified just now: every poll reads it, none decodes the content it already sent.
+	writeFile(t, path, manifest)
+	modified := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(path, modified, modified); err != nil {
+		t.Fatal(err)
+	}
+	src.setNow(modified.Add(racyWindow / 2))
+	polls(ticks, 1)
+	next(t, ch, 5*time.Second)
+	reads, decodes := src.reads.Load(), src.decodes.Load()
+	polls(ticks, 6)
+	if got := src.reads.Load() - reads; got < 5 {
+		t.Errorf("%d reads in 5 polls of a file modified just now, want 5", got)
+	}
+	if got := src.decodes.Load(); got != decodes {
+		t.Errorf("%d more decodes of unchanged content", got-decodes)
+	}
+	quiet(t, ch, 10*time.Millisecond)
 }

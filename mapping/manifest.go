@@ -55,6 +55,9 @@ func DecodeManifest(b []byte) (Input, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return Input{}, errors.New("the manifest is empty")
 	}
+	if in, ok := decodeValidManifest(b); ok {
+		return in, nil
+	}
 	if n := countDocuments(b); n > 1 {
 		return Input{}, fmt.Errorf("the manifest holds %d YAML documents; it must hold the ConfigMap alone", n)
 	}
@@ -62,28 +65,8 @@ func DecodeManifest(b []byte) (Input, error) {
 	if err != nil {
 		return Input{}, fmt.Errorf("the manifest is not valid YAML or JSON: %w", err)
 	}
-	// A first, loose look gives clearer messages for the common mistakes than the strict
-	// decoder would: the wrong kind, and data values written as YAML instead of strings.
-	var head struct {
-		APIVersion string                     `json:"apiVersion"`
-		Kind       string                     `json:"kind"`
-		Data       map[string]json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(j, &head); err != nil {
-		return Input{}, fmt.Errorf("the manifest is not a Kubernetes object: %w", err)
-	}
-	if head.APIVersion != "v1" || head.Kind != "ConfigMap" {
-		return Input{}, fmt.Errorf("the manifest has apiVersion %q and kind %q; it must be a ConfigMap (apiVersion: v1, kind: ConfigMap)", head.APIVersion, head.Kind)
-	}
-	keys := make([]string, 0, len(head.Data))
-	for k := range head.Data {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if kind := jsonKindOf(head.Data[k]); kind != "a string" && kind != "nothing (null)" {
-			return Input{}, fmt.Errorf("data.%s is %s; it must be a string holding YAML: write \"%s: |\" and indent the list below it", k, kind, k)
-		}
+	if err := checkHead(j); err != nil {
+		return Input{}, err
 	}
 	var cm corev1.ConfigMap
 	if err := yaml.UnmarshalStrict(b, &cm); err != nil {
@@ -94,6 +77,58 @@ func DecodeManifest(b []byte) (Input, error) {
 		BinaryData: binaryDataKeys(&cm),
 		Object:     Object{Namespace: cm.Namespace, Name: cm.Name},
 	}, nil
+}
+
+// checkHead takes a first, loose look at a manifest converted to JSON: it gives clearer
+// messages for the common mistakes than the strict decoder would: the wrong kind, and data
+// values written as YAML instead of strings.
+func checkHead(j []byte) error {
+	var head struct {
+		APIVersion string                     `json:"apiVersion"`
+		Kind       string                     `json:"kind"`
+		Data       map[string]json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(j, &head); err != nil {
+		return fmt.Errorf("the manifest is not a Kubernetes object: %w", err)
+	}
+	if head.APIVersion != "v1" || head.Kind != "ConfigMap" {
+		return fmt.Errorf("the manifest has apiVersion %q and kind %q; it must be a ConfigMap (apiVersion: v1, kind: ConfigMap)", head.APIVersion, head.Kind)
+	}
+	keys := make([]string, 0, len(head.Data))
+	for k := range head.Data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if kind := jsonKindOf(head.Data[k]); kind != "a string" && kind != "nothing (null)" {
+			return fmt.Errorf("data.%s is %s; it must be a string holding YAML: write \"%s: |\" and indent the list below it", k, kind, k)
+		}
+	}
+	return nil
+}
+
+// decodeValidManifest decodes a manifest of one document that the strict decoder accepts as
+// a ConfigMap, in one pass over the YAML; for anything else it reports false, and
+// DecodeManifest's checks, which decode it again, say what is wrong.
+func decodeValidManifest(b []byte) (Input, bool) {
+	if mayHoldDocuments(b) {
+		return Input{}, false
+	}
+	j, err := yaml.YAMLToJSONStrict(b)
+	if err != nil || checkHead(j) != nil {
+		return Input{}, false
+	}
+	var cm corev1.ConfigMap
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cm); err != nil {
+		return Input{}, false
+	}
+	return Input{
+		Data:       cm.Data,
+		BinaryData: binaryDataKeys(&cm),
+		Object:     Object{Namespace: cm.Namespace, Name: cm.Name},
+	}, true
 }
 
 // binaryDataKeys returns the sorted keys of cm's binaryData, or nil.

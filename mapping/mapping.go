@@ -67,10 +67,49 @@ type Mapping struct {
 	byEmail   map[identityKey]int
 	// byGroup lists, in file order, the Groups entries for a raw group value.
 	byGroup map[string][]int
-	// userExpressions and groupExpressions list, in file order, the entries matched by
-	// expression, with their compiled conditions.
-	userExpressions  []matcher
-	groupExpressions []matcher
+	// userExpressions and groupExpressions hold, in file order, the entries matched by
+	// expression, with their compiled conditions, indexed by the claim equality they require
+	// when they require one.
+	userExpressions  exprIndex
+	groupExpressions exprIndex
+
+	// parts says where each ConfigMap's entries start, for a mapping of several (ParseSet);
+	// nil for a mapping of one.
+	parts []partStart
+}
+
+// partStart is where the entries of one ConfigMap start in Users and Groups.
+type partStart struct {
+	name          string
+	users, groups int
+}
+
+// Locate returns the ConfigMap (namespace/name; "" for a mapping of one) and the index within it of the
+// entry at index i of Users (key mapUsers) or Groups (key mapGroups).
+func (m *Mapping) Locate(key string, i int) (configMap string, index int) {
+	if m == nil {
+		return "", i
+	}
+	for j := len(m.parts) - 1; j >= 0; j-- {
+		start := m.parts[j].users
+		if key == KeyGroups {
+			start = m.parts[j].groups
+		}
+		if i >= start {
+			return m.parts[j].name, i - start
+		}
+	}
+	return "", i
+}
+
+// entryPath names the entry at index i of the list key: "mapUsers[3]", or "mapUsers[3] of
+// ConfigMap kube-system/oidc-auth-2" in a mapping of several.
+func (m *Mapping) entryPath(key string, i int) string {
+	part, local := m.Locate(key, i)
+	if part == "" {
+		return fmt.Sprintf("%s[%d]", key, local)
+	}
+	return fmt.Sprintf("%s[%d] of ConfigMap %s", key, local, part)
 }
 
 // matcher is an entry matched by a CEL condition over claims.
@@ -92,6 +131,9 @@ type Match struct {
 	// "mapGroups[2].expression: expression 'claims.hd == ...' resulted in error: no such key:
 	// hd". Such an entry does not match.
 	Errors []string
+
+	// evaluated counts the expressions evaluated for the match, for tests.
+	evaluated int
 }
 
 // Matched reports whether any entry matched.
@@ -125,11 +167,11 @@ func (m *Mapping) DescribeMatch(match Match) string {
 	var parts []string
 	if match.User >= 0 {
 		by, v := m.Users[match.User].matchedBy()
-		parts = append(parts, fmt.Sprintf("%s[%d] (%s %q)", KeyUsers, match.User, by, v))
+		parts = append(parts, fmt.Sprintf("%s (%s %q)", m.entryPath(KeyUsers, match.User), by, v))
 	}
 	for _, i := range match.Groups {
 		by, v := m.Groups[i].matchedBy()
-		parts = append(parts, fmt.Sprintf("%s[%d] (%s %q)", KeyGroups, i, by, v))
+		parts = append(parts, fmt.Sprintf("%s (%s %q)", m.entryPath(KeyGroups, i), by, v))
 	}
 	desc := "no entry matches"
 	if len(parts) > 0 {

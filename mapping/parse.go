@@ -39,9 +39,70 @@ type ParseOptions struct {
 
 // ParseWith is Parse with options. Like Parse, it reports every problem at once.
 func ParseWith(data map[string]string, opts ParseOptions) (*Mapping, error) {
+	return ParseSet([]Part{{Data: data, BinaryData: opts.BinaryData}}, opts)
+}
+
+// Part is one ConfigMap of a mapping made of several.
+type Part struct {
+	// Name names the ConfigMap in problems and matches: namespace/name, e.g.
+	// kube-system/oidc-auth-1; "" for a mapping of one part.
+	Name string
+	// Data and BinaryData are the ConfigMap's, as in Snapshot.
+	Data       map[string]string
+	BinaryData []string
+}
+
+// ParseSet validates a mapping made of several ConfigMaps, in the order given, as one: their
+// mapUsers lists, then their mapGroups lists, one after the other. An entry keeps its index
+// within its own ConfigMap, and its problems and matches name the ConfigMap; two entries for
+// the same identity are refused whether they are in one ConfigMap or in two. opts.BinaryData
+// is ignored: each part has its own. Like Parse, it reports every problem at once, and never
+// returns a partial mapping.
+func ParseSet(parts []Part, opts ParseOptions) (*Mapping, error) {
+	m, err, ok := parseSet(parts, opts, false)
+	if !ok {
+		// A list looked like one to decode by blocks of entries, but a block did not decode
+		// alone: everything is parsed again, each list decoded whole.
+		m, err, _ = parseSet(parts, opts, true)
+	}
+	return m, err
+}
+
+// parseSet is ParseSet, decoding each list whole when whole is set; ok is false when it had
+// to stop because a block of entries did not decode alone.
+func parseSet(parts []Part, opts ParseOptions, whole bool) (_ *Mapping, _ error, ok bool) {
 	p := newParser(opts.Issuers)
 	p.anyIssuer = opts.AnyIssuer
-	for _, k := range slices.Sorted(slices.Values(opts.BinaryData)) {
+	p.whole = whole
+	m := &Mapping{
+		bySubject: map[identityKey]int{},
+		byEmail:   map[identityKey]int{},
+		byGroup:   map[string][]int{},
+	}
+	for _, part := range parts {
+		if part.Name != "" {
+			m.parts = append(m.parts, partStart{name: part.Name, users: len(m.Users), groups: len(m.Groups)})
+		}
+		before := len(p.problems)
+		p.part = part.Name
+		if !p.parseData(m, part.Data, part.BinaryData) {
+			return nil, nil, false
+		}
+		for i := before; i < len(p.problems); i++ {
+			p.problems[i].ConfigMap = part.Name
+		}
+	}
+	if len(p.problems) > 0 {
+		return nil, &InvalidError{Problems: p.problems}, true
+	}
+	return m, nil, true
+}
+
+// parseData validates the data of one ConfigMap and adds its entries to m. It reports false
+// when a block of entries did not decode alone (see decodeList): the parse must start again,
+// with p.whole set.
+func (p *parser) parseData(m *Mapping, data map[string]string, binaryData []string) bool {
+	for _, k := range slices.Sorted(slices.Values(binaryData)) {
 		p.problems.add("binaryData."+k, "binaryData is not read; put %s and %s under data, as YAML strings", KeyUsers, KeyGroups)
 	}
 	keys := make([]string, 0, len(data))
@@ -54,33 +115,47 @@ func ParseWith(data map[string]string, opts ParseOptions) (*Mapping, error) {
 			p.problems.add(k, "%s", unknownKey(k))
 		}
 	}
-	m := &Mapping{
-		bySubject: map[identityKey]int{},
-		byEmail:   map[identityKey]int{},
-		byGroup:   map[string][]int{},
-	}
 	for _, key := range []string{KeyUsers, KeyGroups} {
 		value := data[key]
 		before := len(p.problems)
-		for i, e := range p.decodeList(key, value) {
+		entry := func(i int, e rawEntry) {
 			if key == KeyUsers {
 				p.userEntry(m, i, e)
 			} else {
 				p.groupEntry(m, i, e)
 			}
 		}
+		split, ok := false, false
+		if !p.whole && strings.TrimSpace(value) != "" {
+			split, ok = eachEntryBlock(value, func(first int, items []json.RawMessage) {
+				for i, item := range items {
+					entry(first+i, rawEntryOf(item, nil))
+				}
+			})
+			if split && !ok {
+				return false
+			}
+		}
+		strict := split
+		if !split {
+			items, repeated := p.decodeList(key, value)
+			for i, item := range items {
+				var rep []string
+				if i < len(repeated) {
+					rep = repeated[i]
+				}
+				entry(i, rawEntryOf(item, rep))
+			}
+		}
 		// The checks above find every field set twice in an entry; this catches anything
 		// else the strict YAML decoder refuses, so that nothing it rejects is accepted.
-		if len(p.problems) == before && strings.TrimSpace(value) != "" {
+		if !strict && len(p.problems) == before && strings.TrimSpace(value) != "" {
 			if _, err := yaml.YAMLToJSONStrict([]byte(value)); err != nil {
 				p.problems.add(key, "%s", strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "))
 			}
 		}
 	}
-	if len(p.problems) > 0 {
-		return nil, &InvalidError{Problems: p.problems}
-	}
-	return m, nil
+	return true
 }
 
 // parser holds what validation needs across entries.
@@ -88,6 +163,10 @@ type parser struct {
 	issuers   []string
 	anyIssuer bool
 	problems  problems
+	// part names the ConfigMap being parsed, "" for a mapping of one.
+	part string
+	// whole says every list is decoded whole, never by blocks of entries.
+	whole bool
 	// seen remembers, per kind of identity ("subject", "email", "group", and the expressions
 	// of each list) and value, the entries already claiming it, to refuse overlapping entries.
 	seen map[string]map[string][]claimant
@@ -117,52 +196,145 @@ type rawEntry struct {
 	repeated []string
 }
 
-// decodeList turns the YAML list held by a data key into raw entries. Problems with the list
-// as a whole are recorded against the key, and then no entries are returned.
-func (p *parser) decodeList(key, value string) []rawEntry {
+// decodeList turns the YAML list held by a data key into its items, as JSON, and the fields
+// each sets more than once, decoding it whole. Problems with the list as a whole are recorded
+// against the key, and then no items are returned.
+func (p *parser) decodeList(key, value string) (items []json.RawMessage, repeated [][]string) {
 	if strings.TrimSpace(value) == "" {
-		return nil
+		return nil, nil
 	}
 	j, err := yaml.YAMLToJSON([]byte(value))
 	if err != nil {
 		p.problems.add(key, "is not valid YAML (line numbers count from the first line of %s): %s",
 			key, strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "))
-		return nil
+		return nil, nil
 	}
 	repeated, docs := scanYAML(value)
 	if docs > 1 {
 		p.problems.add(key, "holds more than one YAML document (a line \"---\" separates them); write a single list")
-		return nil
+		return nil, nil
 	}
 	j = bytes.TrimSpace(j)
 	if string(j) == "null" {
-		return nil
+		return nil, nil
 	}
 	if kind := jsonKindOf(j); kind != "a list" {
 		p.problems.add(key, "must be a YAML list of entries, each starting with \"- \"; got %s", kind)
-		return nil
+		return nil, nil
 	}
-	var items []json.RawMessage
 	if err := json.Unmarshal(j, &items); err != nil {
 		p.problems.add(key, "cannot be read: %s", err)
-		return nil
+		return nil, nil
 	}
-	entries := make([]rawEntry, len(items))
-	for i, item := range items {
-		e := &entries[i]
-		if i < len(repeated) {
-			e.repeated = repeated[i]
+	return items, repeated
+}
+
+// rawEntryOf reads one item of a list.
+func rawEntryOf(item json.RawMessage, repeated []string) rawEntry {
+	e := rawEntry{repeated: repeated, kind: jsonKindOf(item)}
+	if e.kind != "a mapping" {
+		return e
+	}
+	if err := json.Unmarshal(item, &e.fields); err != nil {
+		e.kind = "unreadable: " + err.Error()
+		e.fields = nil
+	}
+	return e
+}
+
+// eachEntryBlock decodes a list written in block style a block of entries at a time with the
+// strict decoder, and calls each with the items of each block and the index of its first.
+// Decoding a block at a time takes memory in proportion to a block, not to the whole list,
+// and decodes the list once. split is false when value is not such a list (see entryStarts),
+// and then each is never called; ok is false when a block did not decode alone (an alias of
+// an anchor in another block, a key set twice, a syntax error), and then each has been called
+// for the blocks before it, and the list must be decoded whole.
+func eachEntryBlock(value string, each func(first int, items []json.RawMessage)) (split, ok bool) {
+	starts, split := entryStarts(value)
+	if !split {
+		return false, false
+	}
+	for i := 0; i < len(starts); i += entriesPerDecode {
+		end := len(value)
+		if i+entriesPerDecode < len(starts) {
+			end = starts[i+entriesPerDecode]
 		}
-		e.kind = jsonKindOf(item)
-		if e.kind != "a mapping" {
+		j, err := yaml.YAMLToJSONStrict([]byte(value[starts[i]:end]))
+		if err != nil {
+			return true, false
+		}
+		var items []json.RawMessage
+		if json.Unmarshal(j, &items) != nil || len(items) != min(entriesPerDecode, len(starts)-i) {
+			return true, false
+		}
+		each(i, items)
+	}
+	return true, true
+}
+
+// decodeEntries decodes a list with eachEntryBlock; ok is false when it cannot.
+func decodeEntries(value string) ([]json.RawMessage, bool) {
+	var all []json.RawMessage
+	split, ok := eachEntryBlock(value, func(_ int, items []json.RawMessage) { all = append(all, items...) })
+	return all, split && ok
+}
+
+// entriesPerDecode is how many entries decodeEntries decodes at once: enough to make the
+// decoder's own cost small beside theirs, few enough to take little memory.
+const entriesPerDecode = 128
+
+// entryStarts finds where each entry of a YAML list written in block style starts: at a
+// line starting with "- " (or a lone "-"); the first starts at 0, with the blank and comment
+// lines before it. It reports false unless every other line is blank, a comment or
+// indented, and the text holds nothing that joins entries or documents (document markers,
+// directives, a byte order mark).
+func entryStarts(value string) ([]int, bool) {
+	if mayHoldDocuments(value) {
+		return nil, false
+	}
+	var starts []int
+	offset := 0
+	for line := range strings.Lines(value) {
+		body := strings.TrimRight(line, "\r\n")
+		trimmed := strings.TrimSpace(body)
+		switch {
+		case body == "-" || strings.HasPrefix(body, "- "):
+			starts = append(starts, offset)
+		case trimmed == "" || strings.HasPrefix(trimmed, "#"):
+		case body == "---" && len(starts) == 0: // the first document's start (mayHoldDocuments)
+		case body[0] == ' ' && len(starts) > 0:
+		default:
+			return nil, false
+		}
+		offset += len(line)
+	}
+	if len(starts) == 0 {
+		return nil, false
+	}
+	starts[0] = 0
+	return starts, true
+}
+
+// mayHoldDocuments reports whether a YAML text may hold more than one document, or anything
+// else the single-pass decoding leaves to the full checks: a line starting with a document
+// marker (--- or ...) or a directive (%), or a byte order mark. A "---" alone on the first
+// line that is not blank or a comment only starts the first document.
+func mayHoldDocuments[T string | []byte](text T) bool {
+	s := string(text)
+	content := false
+	for line := range strings.Lines(s) {
+		if strings.HasPrefix(line, "---") && !content && strings.TrimRight(line, " \r\n") == "---" {
+			content = true
 			continue
 		}
-		if err := json.Unmarshal(item, &e.fields); err != nil {
-			e.kind = "unreadable: " + err.Error()
-			e.fields = nil
+		if strings.HasPrefix(line, "---") || strings.HasPrefix(line, "...") || strings.HasPrefix(line, "%") {
+			return true
+		}
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") {
+			content = true
 		}
 	}
-	return entries
+	return strings.Contains(s, "\ufeff")
 }
 
 // scanYAML reads a list with the YAML decoder itself, which keeps what the conversion to

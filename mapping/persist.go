@@ -24,6 +24,8 @@ type persisted struct {
 	Version    string            `json:"version"`
 	Data       map[string]string `json:"data"`
 	BinaryData []string          `json:"binaryData,omitempty"`
+	// Parts are the ConfigMaps of a mapping made of several (mapping.configMapSelector).
+	Parts []Part `json:"parts,omitempty"`
 }
 
 // restore starts the store from the copy a previous run kept, if it checks out. Called by
@@ -43,14 +45,15 @@ func (s *Store) restore() {
 	}
 	var m *Mapping
 	if err == nil {
-		m, err = ParseWith(p.Data, ParseOptions{Issuers: s.opts.Issuers, BinaryData: p.BinaryData})
+		m, err = ParseSet(snapshotParts(Snapshot{Data: p.Data, BinaryData: p.BinaryData, Parts: p.Parts}), ParseOptions{Issuers: s.opts.Issuers})
 	}
 	if err != nil {
 		s.log.Warn("ignoring the copy of the identity mapping a previous run kept; tokens are undecided until the source answers",
 			"file", s.opts.PersistFile, "err", err)
 		return
 	}
-	s.cur.Store(&storeState{mapping: m, version: p.Version, since: s.now(), loaded: true, restored: savedAt})
+	s.gens++
+	s.cur.Store(&storeState{mapping: m, gen: s.gens, version: p.Version, since: s.now(), loaded: true, restored: savedAt})
 	s.log.Info("serving the identity mapping of the previous run until the source answers",
 		"version", p.Version, "saved_at", stamp(savedAt), "users", len(m.Users), "groups", len(m.Groups))
 }
@@ -60,7 +63,7 @@ func (s *Store) persist(snap Snapshot) {
 	if s.opts.PersistFile == "" {
 		return
 	}
-	payload, err := json.Marshal(persisted{Version: snap.Version, Data: snap.Data, BinaryData: slices.Clone(snap.BinaryData)})
+	payload, err := json.Marshal(persisted{Version: snap.Version, Data: snap.Data, BinaryData: slices.Clone(snap.BinaryData), Parts: snap.Parts})
 	if err == nil {
 		err = statefile.Write(s.opts.PersistFile, persistKind, s.opts.PersistSubject, payload, s.now())
 	}

@@ -19,15 +19,17 @@ func (s *Store) SetIssuers(issuers []string) {
 		return
 	}
 	old := s.cur.Load()
-	m, err := ParseWith(snap.Data, ParseOptions{Issuers: s.opts.Issuers, BinaryData: snap.BinaryData})
+	start := s.now()
+	m, err := ParseSet(snapshotParts(*snap), ParseOptions{Issuers: s.opts.Issuers})
+	took := s.now().Sub(start)
 	if err != nil {
 		if old.refused != nil && old.refused.version == snap.Version {
 			old = s.withoutRefusal(old) // judged again: report the new reason
 		}
-		s.refuse(old, *snap, err)
+		s.refuse(old, *snap, err, took)
 		return
 	}
-	s.accept(old, *snap, m)
+	s.accept(old, *snap, m, took)
 }
 
 // withoutRefusal is st without its refused version.

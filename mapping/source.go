@@ -6,6 +6,9 @@ import "context"
 type Snapshot struct {
 	// Data holds the ConfigMap data: the keys mapUsers and mapGroups.
 	Data map[string]string
+	// Parts, when set, are the ConfigMaps of a mapping made of several, in the order they
+	// are merged (ParseSet); Data and BinaryData are then unused.
+	Parts []Part
 	// BinaryData are the keys of the ConfigMap's binaryData: never read, each refused with
 	// the other problems of the version.
 	BinaryData []string

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -248,4 +250,44 @@ func TestStoreConcurrentUpdates(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+// recordingObserver records what a Store tells its Observer.
+type recordingObserver struct {
+	reloads []string
+	entries map[string]int
+}
+
+func (o *recordingObserver) MappingReloaded(result string, _ time.Duration) {
+	o.reloads = append(o.reloads, result)
+}
+
+func (o *recordingObserver) MappingEntries(kind string, n int) { o.entries[kind] = n }
+
+// The Observer hears of every reload, and of the size of the mapping in force by kind after
+// each change; a refused version leaves the size as it was.
+func TestStoreObserver(t *testing.T) {
+	o := &recordingObserver{entries: map[string]int{}}
+	s := NewStore(StoreOptions{Issuers: testIssuers, Observer: o})
+	s.Update(Snapshot{Data: map[string]string{
+		KeyUsers:  "- subject: a\n  username: a\n- email: b@example.com\n  username: b\n- expression: \"claims.hd == 'x'\"\n  username: c\n",
+		KeyGroups: "- group: g\n  groups: [k]\n- group: h\n  groups: [k]\n- expression: \"claims.hd == 'y'\"\n  groups: [k]\n",
+	}, Version: "1"})
+	want := map[string]int{"user_subject": 1, "user_email": 1, "user_expression": 1, "group": 2, "group_expression": 1}
+	if !maps.Equal(o.entries, want) {
+		t.Fatalf("entries %v, want %v", o.entries, want)
+	}
+	s.Update(Snapshot{Data: map[string]string{KeyUsers: "- nonsense"}, Version: "2"})
+	if !maps.Equal(o.entries, want) {
+		t.Fatalf("a refused version changed the entries to %v", o.entries)
+	}
+	s.Update(Snapshot{Deleted: true})
+	for _, kind := range EntryKinds {
+		if o.entries[kind] != 0 {
+			t.Fatalf("after deletion: entries %v, want none", o.entries)
+		}
+	}
+	if want := []string{ReloadSuccess, ReloadRejected, ReloadDeleted}; !slices.Equal(o.reloads, want) {
+		t.Fatalf("reloads %v, want %v", o.reloads, want)
+	}
 }

@@ -224,7 +224,10 @@ func newDocSandbox(t *testing.T) (*docSandbox, *issuertest.Issuer) {
 		"etc/oidc-authenticator/config.yaml": cfg,
 		"mapping-example.yaml":               mappingExample,
 		"oidc-auth.yaml":                     mappingExample,
-		"token.txt":                          []byte(is.Token(t, nil) + "\n"),
+		// The two parts of a mapping of several ConfigMaps (docs/mapping.md, mapping validate --merge).
+		"oidc-auth-00.yaml": bytes.Replace(mappingExample, []byte("name: oidc-auth\n"), []byte("name: oidc-auth-00\n"), 1),
+		"oidc-auth-01.yaml": []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: oidc-auth-01, namespace: kube-system}\ndata:\n  mapGroups: |\n    - {group: operators, groups: [ops-team]}\n"),
+		"token.txt":         []byte(is.Token(t, nil) + "\n"),
 		"kubeconfig": []byte("apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster: {server: 'https://127.0.0.1:6443'}\n- name: CLUSTER\n  cluster: {server: 'https://127.0.0.1:6443'}\n" +
 			"contexts:\n- name: admin\n  context: {cluster: kubernetes, user: admin}\ncurrent-context: admin\nusers:\n- name: admin\n  user: {token: x}\n"),
 	} {

@@ -422,3 +422,33 @@ func TestVerifyChoosesTheMapping(t *testing.T) {
 		t.Errorf("$KUBECONFIG: %q", got)
 	}
 }
+
+// mapping validate --merge checks several ConfigMaps as the one mapping the server merges
+// from mapping.configMapSelector: in name order, duplicates across them refused.
+func TestMappingValidateMerge(t *testing.T) {
+	dir := t.TempDir()
+	cm := func(name, users string) string {
+		path := filepath.Join(dir, name+".yaml")
+		os.WriteFile(path, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: "+name+", namespace: kube-system}\ndata:\n  mapUsers: |\n    "+users), 0o600)
+		return path
+	}
+	b := cm("mapping-b", "- {subject: bob, username: bob}\n")
+	a := cm("mapping-a", "- {subject: alice, username: alice}\n")
+	dup := cm("mapping-c", "- {subject: alice, username: alice2}\n")
+
+	out, err := run(t, "", "mapping", "validate", "--merge", b, a)
+	if err != nil || !strings.Contains(out, "the mapping merged from 2 ConfigMaps (kube-system/mapping-a, kube-system/mapping-b, in this order) is valid: 2 mapUsers entries") {
+		t.Fatalf("valid set: %v\n%s", err, out)
+	}
+	// Each is valid alone; merged, alice is mapped twice.
+	if out, err := run(t, "", "mapping", "validate", a, dup); err != nil {
+		t.Fatalf("each alone: %v\n%s", err, out)
+	}
+	out, err = run(t, "", "mapping", "validate", "--merge", dup, a, b)
+	if err == nil {
+		t.Fatalf("a duplicate across ConfigMaps accepted:\n%s", out)
+	}
+	if want := `ConfigMap kube-system/mapping-c: mapUsers[0].subject: subject "alice" is already mapped by mapUsers[0] of ConfigMap kube-system/mapping-a`; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+}

@@ -102,16 +102,22 @@ func chooseMapping(cfg *config.Configuration, path, kubeconfig string, inCluster
 		if _, err := mapping.ParseWith(in.Data, mapping.ParseOptions{Issuers: issuers, BinaryData: in.BinaryData}); err != nil {
 			return "", "", fmt.Errorf("--mapping %s: the server would refuse this mapping: %w", path, err)
 		}
-		cfg.Mapping.File, cfg.Mapping.ConfigMap = path, ""
+		cfg.Mapping.File, cfg.Mapping.ConfigMap, cfg.Mapping.ConfigMapSelector = path, "", nil
 		return "", "", nil
 	}
-	if cfg.Mapping.ConfigMap == "" || kubeconfig != "" || inCluster {
+	live := "mapping.configMap " + cfg.Mapping.ConfigMap
+	if s := cfg.Mapping.ConfigMapSelector; s != nil {
+		live = fmt.Sprintf("mapping.configMapSelector (the ConfigMaps of %s labelled %s)", s.Namespace, s.LabelSelector)
+	} else if cfg.Mapping.ConfigMap == "" {
+		return kubeconfig, "", nil
+	}
+	if kubeconfig != "" || inCluster {
 		return kubeconfig, "", nil
 	}
 	if defaultKubeconfig != "" {
-		return defaultKubeconfig, fmt.Sprintf("note: reading mapping.configMap %s with the kubeconfig %s (its current context); --mapping FILE uses a local copy instead", cfg.Mapping.ConfigMap, defaultKubeconfig), nil
+		return defaultKubeconfig, fmt.Sprintf("note: reading %s with the kubeconfig %s (its current context); --mapping FILE uses a local copy instead", live, defaultKubeconfig), nil
 	}
-	return "", "", fmt.Errorf("mapping.configMap %s is read from the Kubernetes API: pass --kubeconfig FILE to read the live ConfigMap, or --mapping FILE for a local copy (a manifest or a mounted directory)", cfg.Mapping.ConfigMap)
+	return "", "", fmt.Errorf("%s is read from the Kubernetes API: pass --kubeconfig FILE to read the live ConfigMap, or --mapping FILE for a local copy (a manifest or a mounted directory)", live)
 }
 
 // defaultKubeconfig returns the kubeconfig kubectl would use: the first file of $KUBECONFIG

@@ -39,6 +39,62 @@ var scenarios = []struct {
 	{"6 webhook stopped and restarted", webhookOutage},
 	{"7 manifests: server dry-run and least-privilege RBAC", manifests},
 	{"8 kubectl configured by oidc-authenticator kubeconfig logs in itself", execPlugin},
+	{"9 a mapping in several ConfigMaps, chosen by label", configMapSelector},
+}
+
+// 9. mapping.configMapSelector: the labelled ConfigMaps are one mapping; an entry of one
+// repeating another's is refused with the whole new version, with an Event on its ConfigMap.
+// The webhook's Role gains list and watch of kube-system's ConfigMaps, as docs/mapping.md says.
+func configMapSelector(w *world) {
+	w.kubectlAdmin("", "create", "role", "e2e-mapping-selector", "-n", "kube-system", "--verb=get,list,watch", "--resource=configmaps")
+	w.kubectlAdmin("", "create", "rolebinding", "e2e-mapping-selector", "-n", "kube-system", "--role=e2e-mapping-selector", "--serviceaccount=kube-system:oidc-authenticator")
+	labels := map[string]string{"oidc-authenticator.io/mapping": "e2e"}
+	w.applyConfigMap("e2e-map-a", labels, "- email: alice@example.com\n  groups: [sel-a]\n", "")
+	w.applyConfigMap("e2e-map-b", labels, "", "- group: developers\n  groups: [sel-b]\n")
+	defer func() {
+		w.kubectlAdmin("", "delete", "configmap", "-n", "kube-system", "e2e-map-a", "e2e-map-b")
+		w.kubectlAdmin("", "delete", "rolebinding", "-n", "kube-system", "e2e-mapping-selector")
+		w.kubectlAdmin("", "delete", "role", "-n", "kube-system", "e2e-mapping-selector")
+		w.selector = ""
+		w.restartWebhook(false)
+	}()
+	w.selector = "oidc-authenticator.io/mapping=e2e"
+	w.restartWebhook(false)
+
+	hasGroups := func(want, unwanted []string) func() error {
+		return func() error {
+			who, err := w.whoami(w.token(w.dex, "alice@example.com"))
+			if err != nil {
+				return err
+			}
+			for _, g := range want {
+				if !slices.Contains(who.Groups, g) {
+					return fmt.Errorf("groups %q lack %q", who.Groups, g)
+				}
+			}
+			for _, g := range unwanted {
+				if slices.Contains(who.Groups, g) {
+					return fmt.Errorf("groups %q hold %q", who.Groups, g)
+				}
+			}
+			return nil
+		}
+	}
+	// Both labelled ConfigMaps apply; oidc-auth, unlabelled, does not (its e2e-admins).
+	eventually(w.t, 20*time.Second, "the groups of both labelled ConfigMaps", hasGroups([]string{"sel-a", "sel-b"}, []string{"e2e-admins"}))
+
+	w.applyConfigMap("e2e-map-b", labels, "- email: alice@example.com\n  groups: [sel-dup]\n", "- group: developers\n  groups: [sel-b]\n")
+	eventually(w.t, 15*time.Second, "a MappingRejected Event on e2e-map-b", func() error {
+		out, err := kubectl(w.t, w.bins, w.admin, "", "get", "events", "-n", "kube-system",
+			"--field-selector", "involvedObject.name=e2e-map-b,reason=MappingRejected", "-o", "jsonpath={.items[*].message}")
+		if err != nil || !strings.Contains(out, "already mapped by mapUsers[0] of ConfigMap kube-system/e2e-map-a") {
+			return fmt.Errorf("no event naming the duplicate yet (%v): %s", err, out)
+		}
+		return nil
+	})
+	if err := hasGroups([]string{"sel-a", "sel-b"}, []string{"sel-dup"})(); err != nil {
+		w.t.Fatalf("after a duplicate across ConfigMaps the previous set must stay in force: %v", err)
+	}
 }
 
 // 1. The users' guides' flow: an id_token from the password grant, used as a bearer token.

@@ -40,6 +40,9 @@ type world struct {
 	webhook     *proc
 	webhookPort int
 	metricsPort int // the webhook's metrics and probes listener
+	// selector, when set, makes the webhook read mapping.configMapSelector (kube-system, this
+	// label selector) instead of the ConfigMap oidc-auth.
+	selector string
 }
 
 var otherClient = dex.Client{ID: "other-client", Secret: "other-secret"}
@@ -67,6 +70,9 @@ func (w *world) webhookConfig(requireMatch bool) string {
 		"jwt":     []any{jwt(w.dex), jwt(w.short)},
 		"mapping": map[string]any{"configMap": "kube-system/oidc-auth", "requireMatch": requireMatch},
 		"cache":   map[string]any{"ttl": "2m"},
+	}
+	if w.selector != "" {
+		cfg["mapping"] = map[string]any{"configMapSelector": map[string]any{"namespace": "kube-system", "labelSelector": w.selector}, "requireMatch": requireMatch}
 	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -181,9 +187,19 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 
 func (w *world) applyMapping(mapUsers, mapGroups string) {
 	w.t.Helper()
+	w.applyConfigMap("oidc-auth", nil, mapUsers, mapGroups)
+}
+
+// applyConfigMap applies a mapping ConfigMap of kube-system with labels.
+func (w *world) applyConfigMap(name string, labels map[string]string, mapUsers, mapGroups string) {
+	w.t.Helper()
+	meta := map[string]any{"name": name, "namespace": "kube-system"}
+	if labels != nil {
+		meta["labels"] = labels
+	}
 	cm := map[string]any{
 		"apiVersion": "v1", "kind": "ConfigMap",
-		"metadata": map[string]any{"name": "oidc-auth", "namespace": "kube-system"},
+		"metadata": meta,
 		"data":     map[string]any{"mapUsers": mapUsers, "mapGroups": mapGroups},
 	}
 	b, _ := yaml.Marshal(cm)

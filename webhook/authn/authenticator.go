@@ -33,6 +33,25 @@ type Mapper interface {
 	Map(ctx context.Context, id *Identity) (User, error)
 }
 
+// MemoMapper is a Mapper whose result for a token depends only on the token and on a version
+// of the mapper's own (the mapping in force): the cache keeps the result with the token, and a
+// cache hit reuses it while that version lasts instead of mapping the token again.
+type MemoMapper interface {
+	Mapper
+	// MapMemo maps id as Map does. memo is what MapMemo returned for an earlier request with
+	// the same cached token, nil if none; while it is valid, the result may come from it. It
+	// returns the memo to keep with the token from now on: nil keeps none, memo itself keeps
+	// it. Memos must be comparable (pointers).
+	MapMemo(ctx context.Context, id *Identity, memo Memo) (User, Memo, error)
+}
+
+// Memo is what a MemoMapper remembers of one cached token.
+type Memo interface {
+	// Bytes estimates the memory the memo holds beyond what the token's cached identity does;
+	// the cache counts it against CacheMaxBytes.
+	Bytes() int64
+}
+
 // UserValidator judges the final user of one issuer's tokens, after the identity mapping:
 // kube-apiserver's userValidationRules.
 type UserValidator interface {
@@ -67,7 +86,8 @@ type Options struct {
 
 // Authenticator answers "who holds this token?": the router sends it to its issuer, the
 // cache (when on) remembers what the issuers verified, and the mapper and the issuers' user
-// rules make the final user on every request. Update replaces the issuers and the limits
+// rules make the final user on every request; a MemoMapper's result is remembered with the
+// token, for as long as it stays valid. Update replaces the issuers and the limits
 // while it serves: each request runs against one generation of them from start to end.
 type Authenticator struct {
 	gen    atomic.Pointer[generation]
@@ -149,13 +169,13 @@ func (a *Authenticator) Update(issuers map[string]Verifier, opts Options) error 
 // judge the final user. Errors are *Denial values.
 func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Result, error) {
 	g := a.gen.Load()
-	id, cached, err := g.verify(ctx, raw)
+	id, e, cached, err := g.verify(ctx, raw)
 	if err != nil {
 		return Result{}, err
 	}
 	res := Result{Identity: id, User: id.User, Cached: cached}
 	if a.mapper != nil {
-		u, err := a.mapper.Map(ctx, id)
+		u, err := a.mapIdentity(ctx, g, id, e)
 		if err != nil {
 			return res, AsDenial(err)
 		}
@@ -169,6 +189,21 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Result, e
 		}
 	}
 	return res, nil
+}
+
+// mapIdentity maps id, through the memo kept with its cache entry e (nil: not cached) when the
+// mapper keeps one.
+func (a *Authenticator) mapIdentity(ctx context.Context, g *generation, id *Identity, e *entry) (User, error) {
+	mm, ok := a.mapper.(MemoMapper)
+	if !ok || e == nil {
+		return a.mapper.Map(ctx, id)
+	}
+	prev := e.memo.Load().memo()
+	u, next, err := mm.MapMemo(ctx, id, prev)
+	if next != prev {
+		g.cache.keep(e, next)
+	}
+	return u, err
 }
 
 // CacheEntries reports how many verified tokens are remembered.
@@ -189,18 +224,20 @@ func (a *Authenticator) CacheBytes() int64 {
 	return g.cache.Bytes()
 }
 
-func (g *generation) verify(ctx context.Context, raw string) (*Identity, bool, error) {
+// verify returns the identity of raw, its cache entry (nil when not cached), and whether it
+// came from the cache.
+func (g *generation) verify(ctx context.Context, raw string) (*Identity, *entry, bool, error) {
 	// What cannot be a JWT is refused before it costs a hash and a cache lookup.
 	h, _, _, err := split(raw)
 	if err != nil {
-		return nil, false, Record(ctx, "parse", "", err)
+		return nil, nil, false, Record(ctx, "parse", "", err)
 	}
 	if err := g.router.awaitedKey(ctx, h); err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	if g.cache == nil {
 		id, err := g.router.VerifyToken(ctx, raw)
-		return id, false, err
+		return id, nil, false, err
 	}
 	return g.cache.verifyToken(ctx, g, raw)
 }

@@ -66,7 +66,11 @@ func newCache(opts Options) (*cache, error) {
 	c := &cache{store: gocache.New(opts.CacheTTL, time.Minute), shared: newInterned(internBudget(opts.CacheMaxBytes))}
 	c.setLimits(opts)
 	c.slots.Store(&slotTable{})
-	c.store.OnEvicted(func(_ string, v any) { c.bytes.Add(-entrySize(v.(string))) })
+	c.store.OnEvicted(func(_ string, v any) {
+		e := v.(*entry)
+		e.gone.Store(true)
+		c.bytes.Add(-entrySize(e.packed) - e.memo.Swap(nil).size())
+	})
 	c.hashers.New = func() any { return &hasher{mac: hmac.New(sha256.New, secret)} }
 	return c, nil
 }
@@ -102,16 +106,52 @@ func (c *cache) slotsFor(issuers map[string]Verifier) (byURL map[string]int, url
 	return byURL, t.urls, live
 }
 
+// entry is what the cache keeps for a token: its packed identity, and what the mapper
+// remembers of it (MemoMapper).
+type entry struct {
+	packed string
+	memo   atomic.Pointer[memoBox]
+	// gone is set when the entry leaves the cache, so that a memo kept after that is not
+	// counted in bytes for ever.
+	gone atomic.Bool
+}
+
+// memoBox is a memo and the bytes it was counted as.
+type memoBox struct {
+	m     Memo
+	bytes int64
+}
+
+func (b *memoBox) memo() Memo {
+	if b == nil {
+		return nil
+	}
+	return b.m
+}
+
+func (b *memoBox) size() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.bytes
+}
+
+// verified is a verified token's identity and its cache entry, nil when it was not cached.
+type verified struct {
+	id    *Identity
+	entry *entry
+}
+
 // verifyToken returns the identity of raw from the cache, or from the generation's router,
-// and whether it came from the cache.
-func (c *cache) verifyToken(ctx context.Context, g *generation, raw string) (*Identity, bool, error) {
+// its cache entry (nil when it could not be cached), and whether it came from the cache.
+func (c *cache) verifyToken(ctx context.Context, g *generation, raw string) (*Identity, *entry, bool, error) {
 	key := c.key(raw)
 	if v, ok := c.store.Get(key); ok {
-		packed := v.(string)
-		if g.serves(packed) {
-			if id, err := unpackIdentity(packed, g.slotURLs, c.shared.list()); err == nil {
+		e := v.(*entry)
+		if g.serves(e.packed) {
+			if id, err := unpackIdentity(e.packed, g.slotURLs, c.shared.list()); err == nil {
 				c.observe(g, true)
-				return id.withPayload(raw), true, nil
+				return id.withPayload(raw), e, true, nil
 			}
 			c.store.Delete(key) // never expected: verify the token again
 		}
@@ -127,13 +167,31 @@ func (c *cache) verifyToken(ctx context.Context, g *generation, raw string) (*Id
 		if err != nil {
 			return nil, err
 		}
-		c.remember(g, key, id)
-		return id, nil
+		return verified{id: id, entry: c.remember(g, key, id)}, nil
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	return v.(*Identity), false, nil
+	vf := v.(verified)
+	return vf.id, vf.entry, false, nil
+}
+
+// keep replaces the memo of e with m (nil: none), counting it against CacheMaxBytes: a memo
+// that does not fit is not kept. A memo kept as e leaves the cache is dropped again.
+func (c *cache) keep(e *entry, m Memo) {
+	var box *memoBox
+	if m != nil {
+		box = &memoBox{m: m, bytes: m.Bytes()}
+		if maxBytes := c.limits.Load().maxBytes; maxBytes > 0 && c.Bytes()+box.bytes > maxBytes {
+			box = nil
+		}
+	}
+	old := e.memo.Swap(box)
+	c.bytes.Add(box.size() - old.size())
+	// Evicted meanwhile: the eviction counted out what it found; take back what it did not.
+	if box != nil && e.gone.Load() && e.memo.CompareAndSwap(box, nil) {
+		c.bytes.Add(-box.bytes)
+	}
 }
 
 // CacheEntryOverhead is what one cache entry takes beside its packed identity: its key, the
@@ -153,37 +211,40 @@ func internBudget(maxBytes int64) int64 {
 	return maxBytes / 8
 }
 
-// remember caches id, packed and without its claim set, until min(TTL, exp). The bounds on
-// entries and bytes hold under any flood of valid tokens: the oldest entries are evicted to
-// make room, and an identity larger than the whole byte bound is not cached.
-func (c *cache) remember(g *generation, key string, id *Identity) {
+// remember caches id, packed and without its claim set, until min(TTL, exp), and returns its
+// entry (nil when it is not cached). The bounds on entries and bytes hold under any flood of
+// valid tokens: the oldest entries are evicted to make room, and an identity larger than the
+// whole byte bound is not cached.
+func (c *cache) remember(g *generation, key string, id *Identity) *entry {
 	lim := c.limits.Load()
 	ttl := min(lim.ttl, id.Expiry.Sub(lim.now()))
 	if ttl <= 0 {
-		return
+		return nil
 	}
 	i, found := g.slotOf[id.Issuer]
 	if !found {
-		return
+		return nil
 	}
 	// The key and the identity share one allocation: the key is the entry's first bytes.
-	entry := id.pack(key, i, c.shared)
-	key, packed := entry[:keySize], entry[keySize:]
+	both := id.pack(key, i, c.shared)
+	key, packed := both[:keySize], both[keySize:]
 	size := entrySize(packed)
 	if lim.maxBytes > 0 && size > lim.maxBytes-c.shared.bytes.Load() {
-		return
+		return nil
 	}
 	c.bound.Lock()
 	defer c.bound.Unlock()
 	c.store.Delete(key) // an expired entry not yet swept: its bytes are counted once
 	c.evict(lim, size)
-	c.store.Set(key, packed, ttl)
+	e := &entry{packed: packed}
+	c.store.Set(key, e, ttl)
 	c.bytes.Add(size)
 	c.order = append(c.order, cacheKey([]byte(key)))
 	if len(c.order) > 2*c.store.ItemCount()+1024 {
 		// Most of the order is of entries that expired: keep those still cached.
 		c.order = slices.DeleteFunc(c.order, func(k cacheKey) bool { _, ok := c.store.Get(string(k[:])); return !ok })
 	}
+	return e
 }
 
 // evict removes the oldest entries until one of size more fits the bounds (the byte bound

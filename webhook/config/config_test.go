@@ -81,6 +81,17 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"both mapping sources", func(s string) string { return s + "mapping: {configMap: a/b, file: /x}\n" }, "mapping: Forbidden"},
 		{"requireMatch without a source", func(s string) string { return s + "mapping: {requireMatch: true}\n" }, "mapping.requireMatch"},
 		{"bad configMap ref", func(s string) string { return s + "mapping: {configMap: oidc-auth}\n" }, "mapping.configMap"},
+		{"configMap and a selector", func(s string) string {
+			return s + "mapping: {configMap: a/b, configMapSelector: {namespace: a, labelSelector: x=y}}\n"
+		}, "mapping: Forbidden: set one of configMap, configMapSelector and file, not configMap and configMapSelector"},
+		{"selector without namespace", func(s string) string { return s + "mapping: {configMapSelector: {labelSelector: x=y}}\n" }, "mapping.configMapSelector.namespace: Required"},
+		{"selector with a bad namespace", func(s string) string {
+			return s + "mapping: {configMapSelector: {namespace: Kube_System, labelSelector: x=y}}\n"
+		}, "mapping.configMapSelector.namespace: Invalid value"},
+		{"selector without labels", func(s string) string { return s + "mapping: {configMapSelector: {namespace: a}}\n" }, "mapping.configMapSelector.labelSelector: Required"},
+		{"selector that does not parse", func(s string) string {
+			return s + "mapping: {configMapSelector: {namespace: a, labelSelector: 'x in (y'}}\n"
+		}, "mapping.configMapSelector.labelSelector: Invalid value"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,5 +160,17 @@ func TestClientAuthAndMetricsAddress(t *testing.T) {
 		if _, err := config.Parse([]byte(valid + "server:\n" + tc.server)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: err = %v, want %q", tc.server, err, tc.want)
 		}
+	}
+}
+
+// Rule: mapping.configMapSelector names a namespace and a label selector.
+func TestMappingConfigMapSelector(t *testing.T) {
+	cfg, err := config.Parse([]byte(valid + "mapping:\n  configMapSelector:\n    namespace: kube-system\n    labelSelector: oidc-authenticator.io/mapping=true\n  requireMatch: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Mapping.ConfigMapSelector
+	if s == nil || s.Namespace != "kube-system" || s.LabelSelector != "oidc-authenticator.io/mapping=true" {
+		t.Fatalf("configMapSelector = %+v", s)
 	}
 }

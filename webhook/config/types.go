@@ -81,14 +81,27 @@ type Server struct {
 	MaxInFlightVerifications *int `json:"maxInFlightVerifications,omitempty"`
 }
 
-// Mapping says where the identity mapping comes from.
+// Mapping says where the identity mapping comes from: at most one of ConfigMap,
+// ConfigMapSelector and File.
 type Mapping struct {
 	// ConfigMap is namespace/name of a ConfigMap watched through the Kubernetes API.
 	ConfigMap string `json:"configMap,omitempty"`
+	// ConfigMapSelector names the ConfigMaps of one namespace that a label selector matches,
+	// watched through the Kubernetes API and merged in name order into one mapping: for a
+	// mapping larger than one ConfigMap holds.
+	ConfigMapSelector *ConfigMapSelector `json:"configMapSelector,omitempty"`
 	// File is a ConfigMap manifest file or a directory where a ConfigMap is mounted.
 	File string `json:"file,omitempty"`
 	// RequireMatch denies tokens that match no mapping entry.
 	RequireMatch bool `json:"requireMatch,omitempty"`
+}
+
+// ConfigMapSelector selects the ConfigMaps of a mapping made of several.
+type ConfigMapSelector struct {
+	// Namespace holds the ConfigMaps.
+	Namespace string `json:"namespace"`
+	// LabelSelector selects them, e.g. oidc-authenticator.io/mapping=true; never empty.
+	LabelSelector string `json:"labelSelector"`
 }
 
 // Cache configures the cache of verified tokens.

@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -193,15 +195,42 @@ func validateHTTPSURL(raw string, p *field.Path) field.ErrorList {
 
 func validateMapping(m Mapping, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	if m.ConfigMap != "" && m.File != "" {
-		errs = append(errs, field.Forbidden(p, "set configMap or file, not both"))
+	var set []string
+	if m.ConfigMap != "" {
+		set = append(set, "configMap")
 	}
-	if m.RequireMatch && m.ConfigMap == "" && m.File == "" {
-		errs = append(errs, field.Invalid(p.Child("requireMatch"), true, "needs configMap or file: without a mapping every token would be denied"))
+	if m.ConfigMapSelector != nil {
+		set = append(set, "configMapSelector")
+	}
+	if m.File != "" {
+		set = append(set, "file")
+	}
+	if len(set) > 1 {
+		errs = append(errs, field.Forbidden(p, "set one of configMap, configMapSelector and file, not "+strings.Join(set, " and ")))
+	}
+	if m.RequireMatch && len(set) == 0 {
+		errs = append(errs, field.Invalid(p.Child("requireMatch"), true, "needs configMap, configMapSelector or file: without a mapping every token would be denied"))
 	}
 	if m.ConfigMap != "" {
 		if _, _, err := SplitConfigMap(m.ConfigMap); err != nil {
 			errs = append(errs, field.Invalid(p.Child("configMap"), m.ConfigMap, err.Error()))
+		}
+	}
+	if s := m.ConfigMapSelector; s != nil {
+		sp := p.Child("configMapSelector")
+		if s.Namespace == "" {
+			errs = append(errs, field.Required(sp.Child("namespace"), "the namespace of the ConfigMaps, e.g. kube-system"))
+		} else {
+			for _, msg := range validation.IsDNS1123Label(s.Namespace) {
+				errs = append(errs, field.Invalid(sp.Child("namespace"), s.Namespace, msg))
+			}
+		}
+		if strings.TrimSpace(s.LabelSelector) == "" {
+			errs = append(errs, field.Required(sp.Child("labelSelector"), "a label selector, e.g. oidc-authenticator.io/mapping=true; an empty one would merge every ConfigMap of the namespace"))
+		} else if sel, err := labels.Parse(s.LabelSelector); err != nil {
+			errs = append(errs, field.Invalid(sp.Child("labelSelector"), s.LabelSelector, err.Error()))
+		} else if sel.Empty() {
+			errs = append(errs, field.Invalid(sp.Child("labelSelector"), s.LabelSelector, "selects every ConfigMap of the namespace; name a label, e.g. oidc-authenticator.io/mapping=true"))
 		}
 	}
 	return errs

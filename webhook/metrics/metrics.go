@@ -35,6 +35,10 @@ type Metrics struct {
 	MappingReloads *prometheus.CounterVec
 	// BuildInfo is 1, labelled with the binary's version, git revision and Go version.
 	BuildInfo *prometheus.GaugeVec
+	// MappingReloadDuration observes how long parsing and checking a mapping version took.
+	MappingReloadDuration *prometheus.HistogramVec
+	// MappingEntryCount is the number of entries of the mapping in force, by kind.
+	MappingEntryCount *prometheus.GaugeVec
 	// DecisionLogSuppressed counts the decision log lines left out by the rate limit on
 	// refused tokens and malformed requests, by result (denied, undecided, bad_request).
 	DecisionLogSuppressed *prometheus.CounterVec
@@ -80,6 +84,15 @@ func New() *Metrics {
 			Namespace: namespace, Name: "mapping_reloads_total",
 			Help: "Identity mapping reloads by result (success, rejected, deleted).",
 		}, []string{"result"}),
+		MappingReloadDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "mapping_reload_duration_seconds",
+			Help:    "Time to parse and check an identity mapping version, by result (success, rejected, deleted).",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"result"}),
+		MappingEntryCount: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "mapping_entries",
+			Help: "Entries of the identity mapping in force, by kind (user_subject, user_email, user_expression, group, group_expression).",
+		}, []string{"kind"}),
 		DecisionLogSuppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "decision_log_suppressed_total",
 			Help: "Decision log lines of refused tokens left out by the log's rate limit, by result (denied, undecided, bad_request).",
@@ -89,7 +102,8 @@ func New() *Metrics {
 			Help: "1, labelled with the version, git revision and Go version of the binary.",
 		}, []string{"version", "revision", "goversion"}),
 	}
-	r.MustRegister(m.Requests, m.Duration, m.CacheRequests, m.JWKSFetches, m.JWKSLastSuccess, m.DiscoveryFetches, m.IssuerReadiness, m.MappingReloads, m.DecisionLogSuppressed, m.BuildInfo)
+	r.MustRegister(m.Requests, m.Duration, m.CacheRequests, m.JWKSFetches, m.JWKSLastSuccess, m.DiscoveryFetches, m.IssuerReadiness, m.MappingReloads,
+		m.MappingReloadDuration, m.MappingEntryCount, m.DecisionLogSuppressed, m.BuildInfo)
 	for _, result := range []string{"hit", "miss"} {
 		m.CacheRequests.WithLabelValues(result)
 	}

@@ -1,5 +1,7 @@
 package metrics
 
+import "time"
+
 // These methods let the authenticator and the issuers report to Prometheus without
 // importing it.
 
@@ -32,6 +34,16 @@ func (m *Metrics) IssuerReady(issuer string, ready bool) {
 		v = 1
 	}
 	m.IssuerReadiness.WithLabelValues(issuer).Set(v)
+}
+
+// MappingReloaded observes how long an identity mapping reload took, by result.
+func (m *Metrics) MappingReloaded(result string, took time.Duration) {
+	m.MappingReloadDuration.WithLabelValues(result).Observe(took.Seconds())
+}
+
+// MappingEntries records the number of entries of one kind in the mapping in force.
+func (m *Metrics) MappingEntries(kind string, n int) {
+	m.MappingEntryCount.WithLabelValues(kind).Set(float64(n))
 }
 
 func outcome(err error) string {

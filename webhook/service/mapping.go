@@ -17,11 +17,11 @@ import (
 
 // newMapping builds the identity mapping store and the source that feeds it, or nil, nil
 // when the configuration names no source. The store reports every reload to the metrics and,
-// for a ConfigMap, as an Event on it.
+// for ConfigMaps, as Events on them.
 func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig, apiserverHost string) (*mapping.Store, mapping.Source, error) {
 	var (
 		source mapping.Source
-		events *mapping.ConfigMapSource
+		events interface{ Event(refused error) } // a Kubernetes source records Events
 	)
 	switch {
 	case cfg.File != "":
@@ -35,8 +35,16 @@ func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig, a
 		if err != nil {
 			return nil, nil, err
 		}
-		events = &mapping.ConfigMapSource{Client: client, Namespace: ns, Name: name, Logger: s.log}
-		source = events
+		cm := &mapping.ConfigMapSource{Client: client, Namespace: ns, Name: name, Logger: s.log}
+		source, events = cm, cm
+	case cfg.ConfigMapSelector != nil:
+		client, err := kubeClient(kubeconfig, apiserverHost)
+		if err != nil {
+			return nil, nil, err
+		}
+		set := &mapping.ConfigMapSetSource{Client: client, Namespace: cfg.ConfigMapSelector.Namespace,
+			Selector: cfg.ConfigMapSelector.LabelSelector, Logger: s.log}
+		source, events = set, set
 	default:
 		return nil, nil, nil
 	}
@@ -61,22 +69,24 @@ func (s *Service) newMapping(cfg config.Mapping, issuers []string, kubeconfig, a
 				events.Event(err)
 			}
 		},
+		Observer: s.metrics,
 	})
 	return store, source, nil
 }
 
 // kubeClient connects to the Kubernetes API with the kubeconfig file, or with the pod's
-// service account when it is "". apiserverHost, when set (host:port), is where the API is
-// reached instead: the node-local kube-apiserver, so that the webhook depends neither on
+// service account when it is "", for mapping.configMap or mapping.configMapSelector.
+// apiserverHost, when set (host:port), is where the API is reached instead: the node-local
+// kube-apiserver, so that the webhook depends neither on
 // cluster DNS nor on kube-proxy's Service routing, which themselves need kube-apiserver.
 // The credentials and the CA stay those of the kubeconfig or the service account.
 func kubeClient(kubeconfig, apiserverHost string) (corev1client.CoreV1Interface, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		if kubeconfig == "" {
-			return nil, fmt.Errorf("mapping.configMap needs the Kubernetes API: not running in a pod (%w); pass --kubeconfig", err)
+			return nil, fmt.Errorf("mapping.configMap and mapping.configMapSelector need the Kubernetes API: not running in a pod (%w); pass --kubeconfig", err)
 		}
-		return nil, fmt.Errorf("mapping.configMap: read --kubeconfig %s: %w", kubeconfig, err)
+		return nil, fmt.Errorf("the mapping's ConfigMaps: read --kubeconfig %s: %w", kubeconfig, err)
 	}
 	if apiserverHost != "" {
 		if _, _, err := net.SplitHostPort(apiserverHost); err != nil {
@@ -87,7 +97,7 @@ func kubeClient(kubeconfig, apiserverHost string) (corev1client.CoreV1Interface,
 	rc.UserAgent = "oidc-authenticator"
 	client, err := corev1client.NewForConfig(rc)
 	if err != nil {
-		return nil, fmt.Errorf("mapping.configMap: build the Kubernetes client: %w", err)
+		return nil, fmt.Errorf("the mapping's ConfigMaps: build the Kubernetes client: %w", err)
 	}
 	return client, nil
 }

@@ -309,7 +309,9 @@ func TestMountedMappingReload(t *testing.T) {
 		t.Errorf("after a broken edit the previous mapping must stay in force: %+v", st)
 	}
 	metrics := r.get(t, "/metrics")
-	for _, want := range []string{`oidc_authenticator_mapping_reloads_total{result="success"} 2`, `oidc_authenticator_mapping_reloads_total{result="rejected"} 1`} {
+	for _, want := range []string{`oidc_authenticator_mapping_reloads_total{result="success"} 2`, `oidc_authenticator_mapping_reloads_total{result="rejected"} 1`,
+		`oidc_authenticator_mapping_reload_duration_seconds_count{result="success"} 2`, `oidc_authenticator_mapping_reload_duration_seconds_count{result="rejected"} 1`,
+		`oidc_authenticator_mapping_entries{kind="user_email"} 1`, `oidc_authenticator_mapping_entries{kind="group"} 0`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
