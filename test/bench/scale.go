@@ -113,8 +113,8 @@ func runScale(ctx context.Context, o options) error {
 }
 
 // printCurve prints the median of each point and, beside it, how it grew from the first point
-// relative to how x grew: flat (less than a tenth of x's growth, and under 1.25×), linear (up
-// to x's growth), or worse.
+// compared with how x grew: flat (under 1.25×), sublinear (less than half of x's growth),
+// linear (up to 1.1 × x's growth) or worse.
 func printCurve(unit string, xs []int, byX map[int][]point) {
 	meds := make([]point, len(xs))
 	for i, x := range xs {
@@ -152,12 +152,13 @@ func growth(v, base, xGrowth float64) string {
 		return "–"
 	}
 	g := v / base
-	if xGrowth == 1 {
-		return "1.00×"
-	}
 	switch {
-	case g < 1.25 || g-1 < (xGrowth-1)/10:
+	case xGrowth == 1:
+		return "1.00×"
+	case g < 1.25:
 		return fmt.Sprintf("%.2f× flat", g)
+	case g < xGrowth/2:
+		return fmt.Sprintf("%.2f× sublinear", g)
 	case g <= xGrowth*1.1:
 		return fmt.Sprintf("%.2f× linear", g)
 	default:
@@ -371,6 +372,9 @@ func (s *scaler) file(ctx context.Context, n int) (point, error) {
 	}
 	defer srv.stop()
 	p := point{extra: map[string]float64{}}
+	// What start-up leaves (the first decode's garbage, the file's first seconds, when its
+	// mtime is too recent to trust) is not idle cost.
+	time.Sleep(3 * time.Second)
 	idleFrom, err := srv.usage()
 	if err != nil {
 		return point{}, err
