@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -333,7 +335,14 @@ func (s *Store) reloaded(result string, took time.Duration, m *Mapping) {
 // Status describes the mapping in force, and the newest refused version if any, for
 // /readyz?verbose. ok is false while the source has delivered nothing yet (see Pending), and
 // when it delivered nothing valid: then the server serves with no mapping and says so here.
-func (s *Store) Status() (ok bool, detail string) {
+func (s *Store) Status() (ok bool, detail string) { return s.status(false) }
+
+// PublicStatus is Status for readers who may not see the mapping's entries
+// (/readyz?verbose): a refused version's reason names the fields with problems, not what
+// they say, since a problem may quote an entry's values (the log has the whole text).
+func (s *Store) PublicStatus() (ok bool, detail string) { return s.status(true) }
+
+func (s *Store) status(public bool) (ok bool, detail string) {
 	st := s.cur.Load()
 	var b []byte
 	ok = true
@@ -357,10 +366,35 @@ func (s *Store) Status() (ok bool, detail string) {
 		if v == "" {
 			v = "(unknown)"
 		}
-		b = fmt.Appendf(b, "; version %s refused at %s: %v", v, stamp(r.at), r.err)
+		reason := r.err.Error()
+		if public {
+			reason = publicReason(r.err)
+		}
+		b = fmt.Appendf(b, "; version %s refused at %s: %s", v, stamp(r.at), reason)
 	}
 	return ok, string(b)
 }
+
+// publicReason says why a version was refused without what its entries hold: for an invalid
+// mapping, where its problems are; for a source that could not be read, the error with every
+// quoted value left out.
+func publicReason(err error) string {
+	var inv *InvalidError
+	if !errors.As(err, &inv) {
+		return quotedValue.ReplaceAllString(err.Error(), `"…"`)
+	}
+	where := make([]string, len(inv.Problems))
+	for i, p := range inv.Problems {
+		where[i] = p.Field
+		if p.ConfigMap != "" {
+			where[i] = "ConfigMap " + p.ConfigMap + ": " + p.Field
+		}
+	}
+	return fmt.Sprintf("invalid identity mapping: %d problems, at %s (the log says what each is)", len(inv.Problems), strings.Join(where, ", "))
+}
+
+// quotedValue is a quoted value in an error's text.
+var quotedValue = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
 // describe says which mapping version is in force and which of its entries matched.
 func (st *storeState) describe(match Match) string {

@@ -108,6 +108,11 @@ func TestStoreUpdate(t *testing.T) {
 		t.Fatalf("a refused version changed the mapping: username = %q", got)
 	}
 	h.status(t, true, "version 1 in force", "; version 2 refused at 2026-11-22T11:02:03Z: invalid identity mapping: mapUsers[0].email: must not be set together with subject")
+	// /readyz?verbose names where the problems are, never what the entries say.
+	if _, d := h.store.PublicStatus(); !strings.Contains(d, "version 2 refused at 2026-11-22T11:02:03Z: invalid identity mapping: 1 problems, at mapUsers[0].email") ||
+		strings.Contains(d, "alice") || strings.Contains(d, "must not be set") {
+		t.Errorf("PublicStatus %q: want the refused version and the field, without the entry's values or the problem's text", d)
+	}
 	if len(h.rejected) != 1 || h.rejected[0].Version != "2" || !strings.Contains(h.rejErrs[0].Error(), "mapUsers[0].email") {
 		t.Errorf("OnReject calls = %+v %v", h.rejected, h.rejErrs)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"regexp"
 
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -129,9 +128,6 @@ func (s *Service) StartMapping(ctx context.Context) (first <-chan struct{}, wait
 	return ch, func() { <-done }
 }
 
-// quotedValue is a quoted value in a mapping refusal.
-var quotedValue = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-
 // mappingReadiness is the /readyz?verbose line for the identity mapping. The server is not
 // ready until the source has delivered its first version; after that the line is only
 // informational: with no valid mapping the server still serves, and says so here.
@@ -139,9 +135,8 @@ func (s *Service) mappingReadiness() (webhook.CheckResult, bool) {
 	if s.mapping == nil {
 		return webhook.CheckResult{}, false
 	}
-	ok, detail := s.mapping.Status()
 	// Versions and reasons, not entries: the values a refused version named (emails, subjects,
 	// user names) are left out; the log has the whole text.
-	detail = quotedValue.ReplaceAllString(detail, `"…"`)
+	ok, detail := s.mapping.PublicStatus()
 	return webhook.CheckResult{Name: "mapping " + s.source.String(), OK: ok, Detail: detail, Informational: !s.mapping.Pending()}, true
 }
