@@ -194,10 +194,11 @@ func (c *cache) keep(e *entry, m Memo) {
 	}
 }
 
-// CacheEntryOverhead is what one cache entry takes beside its packed identity: its key, the
-// cache's item and map slot, and its place in the eviction order (an estimate, measured in
-// docs/performance.md).
-const CacheEntryOverhead = 96
+// CacheEntryOverhead is what one cache entry takes beside its packed identity: its key, its
+// entry, the cache's item and map slot, and its place in the eviction order (an estimate:
+// BenchmarkCacheAtScale measures 210–246 bytes of live heap per identity of test/bench's
+// shape, whose packed identity is ~80 bytes; docs/performance.md).
+const CacheEntryOverhead = 128
 
 func entrySize(packed string) int64 { return int64(len(packed)) + CacheEntryOverhead }
 
