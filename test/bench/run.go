@@ -96,7 +96,7 @@ func run(ctx context.Context, o options) error {
 	rs = rs[:o.tokens]
 	fmt.Printf("minted in %s\n\n", time.Since(began).Round(time.Millisecond))
 
-	configFile, err := writeConfig(dir, iss.URL, roots)
+	configFile, err := writeConfig(dir, iss.URL, roots, "", "cache:\n  ttl: 2m\n")
 	if err != nil {
 		return err
 	}
@@ -168,10 +168,10 @@ func ourArgs(configFile string, profiling bool) []string {
 	return args
 }
 
-// writeConfig writes the configuration of the server under test: the same issuer, claim
-// mappings and cache TTL as the peer, no identity mapping, no client certificates (as the
-// peer: an explicit clientAuth none), no metrics listener.
-func writeConfig(dir, issuerURL string, roots tlsRoots) (string, error) {
+// writeConfig writes the configuration of the server under test: the same issuer and claim
+// mappings as the peer, no client certificates; metricsAddress ("" for none) and tail, the
+// mapping and cache sections, are the caller's.
+func writeConfig(dir, issuerURL string, roots tlsRoots, metricsAddress, tail string) (string, error) {
 	ca := strings.ReplaceAll(strings.TrimSpace(string(roots.certPEM)), "\n", "\n        ")
 	cfg := fmt.Sprintf(`apiVersion: oidc-authenticator.io/v1alpha1
 kind: AuthenticatorConfiguration
@@ -180,7 +180,7 @@ server:
   keyFile: %s
   stateDir: %s
   clientAuth: none
-  metricsAddress: ""
+  metricsAddress: %q
 jwt:
 - issuer:
     url: %s
@@ -191,9 +191,7 @@ jwt:
     username: {claim: email, prefix: ""}
     groups: {claim: groups, prefix: "oidc:"}
     uid: {claim: sub}
-cache:
-  ttl: 2m
-`, roots.certFile, roots.keyFile, dir, issuerURL, audience, ca)
+%s`, roots.certFile, roots.keyFile, dir, metricsAddress, issuerURL, audience, ca, tail)
 	path := filepath.Join(dir, "config.yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }

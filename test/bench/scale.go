@@ -241,28 +241,8 @@ func (s *scaler) start(setup serverSetup) (*server, string, error) {
 	if setup.cacheMax > 0 {
 		cacheLines += fmt.Sprintf("  maxEntries: %d\n  maxBytes: %dMi\n", setup.cacheMax, setup.cacheMaxMiB)
 	}
-	ca := strings.ReplaceAll(strings.TrimSpace(string(s.roots.certPEM)), "\n", "\n        ")
-	cfg := fmt.Sprintf(`apiVersion: oidc-authenticator.io/v1alpha1
-kind: AuthenticatorConfiguration
-server:
-  certFile: %s
-  keyFile: %s
-  stateDir: %s
-  clientAuth: none
-  metricsAddress: 127.0.0.1:%d
-jwt:
-- issuer:
-    url: %s
-    audiences: [%s]
-    certificateAuthority: |
-        %s
-  claimMappings:
-    username: {claim: email, prefix: ""}
-    groups: {claim: groups, prefix: "oidc:"}
-    uid: {claim: sub}
-%s%s`, s.roots.certFile, s.roots.keyFile, s.dir, metricsPort, s.iss.URL, audience, ca, mappingLine, cacheLines)
-	path := filepath.Join(s.dir, "config.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	path, err := writeConfig(s.dir, s.iss.URL, s.roots, fmt.Sprintf("127.0.0.1:%d", metricsPort), mappingLine+cacheLines)
+	if err != nil {
 		return nil, "", err
 	}
 	srv, err := start(spec{name: "oidc-authenticator", bin: s.bin, args: []string{"server", "--config", path, "--address", "{addr}"},

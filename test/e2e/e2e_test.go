@@ -25,24 +25,8 @@ type outcome struct {
 }
 
 func TestE2E(t *testing.T) {
-	root, err := dex.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := findBins(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp(filepath.Join(root, ".e2e"), "run-")
-	if err != nil {
-		if err := os.MkdirAll(filepath.Join(root, ".e2e"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if dir, err = os.MkdirTemp(filepath.Join(root, ".e2e"), "run-"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w := &world{t: t, root: root, dir: dir, bins: b}
+	w := newWorld(t, "e2e")
+	dir := w.dir
 	var outcomes []outcome
 	t.Cleanup(func() {
 		for _, o := range outcomes {
@@ -52,19 +36,8 @@ func TestE2E(t *testing.T) {
 			}
 			fmt.Printf("e2e: %-4s %-62s %6.1fs\n", verdict, o.name, o.took.Seconds())
 		}
-		if t.Failed() {
-			fmt.Printf("e2e: logs of every component kept in %s\n", dir)
-			return
-		}
-		os.RemoveAll(dir)
 	})
 
-	etcd, etcdURL, err := startEtcd(b, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { etcd.stop() })
-	w.etcdURL = etcdURL
 	ctx := context.Background()
 	start := func(opts dex.Options, name string) *dex.Server {
 		opts.Dir = filepath.Join(dir, name)

@@ -111,35 +111,8 @@ type soakPhase struct {
 }
 
 func TestSoak(t *testing.T) {
-	root, err := dex.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := findBins(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(root, ".e2e"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp(filepath.Join(root, ".e2e"), "soak-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{t: t, root: root, dir: dir, bins: b}
-	t.Cleanup(func() {
-		if t.Failed() {
-			fmt.Printf("soak: logs of every component kept in %s\n", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	})
-	etcd, etcdURL, err := startEtcd(b, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { etcd.stop() })
-	w.etcdURL = etcdURL
+	w := newWorld(t, "soak")
+	dir := w.dir
 	ctx := context.Background()
 	startDex := func(name string, port int) *dex.Server {
 		d, err := dex.Start(ctx, dex.Options{Users: users(), Dir: filepath.Join(dir, name), Port: port, KeysRotationPeriod: time.Minute})

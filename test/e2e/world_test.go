@@ -45,6 +45,40 @@ type world struct {
 	selector string
 }
 
+// newWorld finds the binaries, makes the run's directory under .e2e/ (named from prefix,
+// kept with every log when the test fails, else removed) and starts etcd in it.
+func newWorld(t *testing.T, prefix string) *world {
+	t.Helper()
+	root, err := dex.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := findBins(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, ".e2e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(filepath.Join(root, ".e2e"), prefix+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			fmt.Printf("%s: logs of every component kept in %s\n", prefix, dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	etcd, etcdURL, err := startEtcd(b, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { etcd.stop() })
+	return &world{t: t, root: root, dir: dir, bins: b, etcdURL: etcdURL}
+}
+
 var otherClient = dex.Client{ID: "other-client", Secret: "other-secret"}
 
 func users() []dex.User {
