@@ -42,11 +42,10 @@ func (c *ConfigMapSource) Run(ctx context.Context, update func(Snapshot)) error 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.Events(c.Namespace)})
-	defer broadcaster.Shutdown()
+	recorder, stop := newRecorder(ctx, c.Client, c.Namespace)
+	defer stop()
 	c.mu.Lock()
-	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "oidc-authenticator"})
+	c.recorder = recorder
 	c.mu.Unlock()
 
 	configMaps := c.Client.ConfigMaps(c.Namespace)
@@ -122,4 +121,12 @@ func (c *ConfigMapSource) Event(refused error) {
 		return
 	}
 	rec.Eventf(cm, corev1.EventTypeNormal, "MappingLoaded", "resourceVersion %s is in force", cm.ResourceVersion)
+}
+
+// newRecorder records Events on the ConfigMaps of namespace through client until stop is
+// called or ctx ends.
+func newRecorder(ctx context.Context, client typedcorev1.CoreV1Interface, namespace string) (recorder record.EventRecorder, stop func()) {
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.Events(namespace)})
+	return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "oidc-authenticator"}), broadcaster.Shutdown
 }

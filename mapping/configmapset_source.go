@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -52,11 +51,10 @@ func (c *ConfigMapSetSource) Run(ctx context.Context, update func(Snapshot)) err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.Events(c.Namespace)})
-	defer broadcaster.Shutdown()
+	recorder, stop := newRecorder(ctx, c.Client, c.Namespace)
+	defer stop()
 	c.mu.Lock()
-	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "oidc-authenticator"})
+	c.recorder = recorder
 	c.mu.Unlock()
 
 	selector, err := labels.Parse(c.Selector)

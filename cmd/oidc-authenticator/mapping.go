@@ -134,19 +134,7 @@ func validateMerged(stdin io.Reader, out io.Writer, paths []string, opts mapping
 	}
 	set := fmt.Sprintf("the mapping merged from %d ConfigMaps (%s, in this order)", len(parts), strings.Join(names, ", "))
 	m, err := mapping.ParseSet(parts, opts)
-	if err != nil {
-		var inv *mapping.InvalidError
-		if !errors.As(err, &inv) {
-			return fmt.Errorf("%s: %w", set, err)
-		}
-		fmt.Fprintf(out, "%s is invalid; the server would refuse it and keep the mapping in force:\n", set)
-		for _, p := range inv.Problems {
-			fmt.Fprintf(out, "  %s\n", p)
-		}
-		return fmt.Errorf("%s: %d problems", set, len(inv.Problems))
-	}
-	fmt.Fprintf(out, "%s is valid: %d %s entries, %d %s entries\n", set, len(m.Users), mapping.KeyUsers, len(m.Groups), mapping.KeyGroups)
-	return nil
+	return reportValidation(out, set, m, err)
 }
 
 // validateMapping checks one manifest file, mounted directory or - (stdin) and prints the
@@ -158,18 +146,24 @@ func validateMapping(stdin io.Reader, out io.Writer, path string, opts mapping.P
 	}
 	opts.BinaryData = in.BinaryData
 	m, err := mapping.ParseWith(in.Data, opts)
+	return reportValidation(out, name, m, err)
+}
+
+// reportValidation prints what parsing what (a file, or a merged set) gave: every problem of
+// an invalid mapping, or the size of a valid one; the error says in one line why it is invalid.
+func reportValidation(out io.Writer, what string, m *mapping.Mapping, err error) error {
 	if err != nil {
 		var inv *mapping.InvalidError
 		if !errors.As(err, &inv) {
-			return fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		fmt.Fprintf(out, "%s is invalid; the server would refuse it and keep the mapping in force:\n", name)
+		fmt.Fprintf(out, "%s is invalid; the server would refuse it and keep the mapping in force:\n", what)
 		for _, p := range inv.Problems {
 			fmt.Fprintf(out, "  %s\n", p)
 		}
-		return fmt.Errorf("%s: %d problems", name, len(inv.Problems))
+		return fmt.Errorf("%s: %d problems", what, len(inv.Problems))
 	}
-	fmt.Fprintf(out, "%s is valid: %d %s entries, %d %s entries\n", name, len(m.Users), mapping.KeyUsers, len(m.Groups), mapping.KeyGroups)
+	fmt.Fprintf(out, "%s is valid: %d %s entries, %d %s entries\n", what, len(m.Users), mapping.KeyUsers, len(m.Groups), mapping.KeyGroups)
 	return nil
 }
 
