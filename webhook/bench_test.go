@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -54,6 +55,25 @@ func BenchmarkReview(b *testing.B) {
 		b.Fatal(err)
 	}
 	valid := ti.Token(b, nil)
+	// The same server with no cache: every review verifies its token.
+	uncached, err := authn.New(map[string]authn.Verifier{is.URL(): is}, nil, authn.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cold, err := webhook.New(webhook.Options{
+		Authenticator: uncached, Metrics: metrics.New(), TLS: testTLS(b),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	guids := make([]any, 1000)
+	for i := range guids {
+		guids[i] = fmt.Sprintf("%08x-4b1e-4c2d-9e7f-%012x", i, i*7919)
+	}
+	// A token from an IdP that sends every group's GUID (issue 17: a hit costs what its bytes
+	// cost).
+	manyGroups := ti.Token(b, map[string]any{"groups": guids})
 	// The same token, naming a key the issuer does not publish.
 	unknownKid := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"forged"}`)) + valid[strings.IndexByte(valid, '.'):]
 	for _, tc := range []struct {
@@ -63,6 +83,10 @@ func BenchmarkReview(b *testing.B) {
 	}{
 		{"floor", floorHandler(), valid},
 		{"cache-hit", srv.Handler(), valid},
+		{"cache-hit/groups=1000", srv.Handler(), manyGroups},
+		{"floor/groups=1000", floorHandler(), manyGroups},
+		{"cold", cold.Handler(), valid},
+		{"cold/groups=1000", cold.Handler(), manyGroups},
 		{"garbage", srv.Handler(), strings.Repeat("garbage ", 100)},
 		{"unknown-kid", srv.Handler(), unknownKid},
 	} {

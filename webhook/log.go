@@ -18,6 +18,12 @@ const (
 	refusalLogBurst = 50
 )
 
+// loggedGroups is how many of a user's groups a decision line lists; groups_total then gives
+// their number. An IdP that sends every group (1,000 GUIDs: 40 KB) would otherwise make every
+// line that long: past what log pipelines keep as one line (containerd splits lines at
+// 16 KiB), and a tenth of such a login's CPU. kube-apiserver's audit log has the whole list.
+const loggedGroups = 20
+
 // logDecision logs a review's answer: at info, but at debug for a token allowed from the
 // cache (its verification was logged when it was made) and at warn when undecided. When the
 // identity mapping was consulted, the line names its version and the entries that matched
@@ -54,7 +60,12 @@ func (s *Server) logDecision(ctx context.Context, res authn.Result, applied *map
 		attrs = append(attrs, slog.String("issuer", id.Issuer), slog.String("subject", id.Subject))
 	}
 	if result == resultAllowed {
-		attrs = append(attrs, slog.String("username", res.User.Name), slog.Any("groups", groupList(res.User.Groups)), slog.Bool("cached", res.Cached))
+		groups := res.User.Groups
+		attrs = append(attrs, slog.String("username", res.User.Name), slog.Any("groups", groupList(groups[:min(len(groups), loggedGroups)])))
+		if len(groups) > loggedGroups {
+			attrs = append(attrs, slog.Int("groups_total", len(groups)))
+		}
+		attrs = append(attrs, slog.Bool("cached", res.Cached))
 	}
 	if applied != nil && applied.Set {
 		attrs = append(attrs, slog.String("mapping_version", applied.Version), slog.Any("mapping_entries", applied.Entries()))

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -24,8 +25,8 @@ import (
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/pki"
 )
 
-// fakeAuth accepts "good" (and "cached", from its cache), denies "bad" cleanly, and cannot
-// decide "later".
+// fakeAuth accepts "good" (and "cached", from its cache, and "many", a user in 25 groups),
+// denies "bad" cleanly, and cannot decide "later".
 type fakeAuth struct{}
 
 func (fakeAuth) Authenticate(_ context.Context, raw string) (authn.Result, error) {
@@ -34,6 +35,12 @@ func (fakeAuth) Authenticate(_ context.Context, raw string) (authn.Result, error
 		return authn.Result{User: authn.User{Name: "alice", UID: "u1", Groups: []string{"g"}, Extra: map[string][]string{"k.io/x": {"v"}}}}, nil
 	case "cached":
 		return authn.Result{User: authn.User{Name: "alice"}, Cached: true}, nil
+	case "many":
+		groups := make([]string, 25)
+		for i := range groups {
+			groups[i] = fmt.Sprintf("g%d", i)
+		}
+		return authn.Result{User: authn.User{Name: "bob", Groups: groups}}, nil
 	case "later":
 		return authn.Result{}, authn.Undecided(authn.ReasonIssuerNotReady, io.EOF)
 	case "busy":
@@ -212,6 +219,23 @@ func TestDecisionLog(t *testing.T) {
 	}
 	if !strings.Contains(logs, "result=denied reason=bad_signature") {
 		t.Fatalf("the denial is not logged:\n%s", logs)
+	}
+}
+
+// A user in many groups is logged with the first 20 and their number: one line per login stays
+// short whatever the IdP sends, and the answer itself carries every group.
+func TestDecisionLogBoundsGroups(t *testing.T) {
+	f := serve(t, true)
+	code, out := f.post(t, f.client, review("v1", "many"))
+	if user, _ := out["status"].(map[string]any)["user"].(map[string]any); code != http.StatusOK || len(user["groups"].([]any)) != 25 {
+		t.Fatalf("status %d, want all 25 groups in the answer: %v", code, out)
+	}
+	if err := f.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	logs := f.logs.String()
+	if !strings.Contains(logs, `groups="[g0 g1 g2 g3 g4 g5 g6 g7 g8 g9 g10 g11 g12 g13 g14 g15 g16 g17 g18 g19]" groups_total=25 cached=false`) {
+		t.Fatalf("want the first 20 groups and groups_total=25 logged:\n%s", logs)
 	}
 }
 

@@ -2,6 +2,7 @@ package issuer_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/oidc-authenticator/oidc-authenticator/webhook/authn"
@@ -18,11 +19,25 @@ func BenchmarkVerify(b *testing.B) {
 	ti.AddKey(b, "ec-1", "ES256")
 	is := start(b, ti.Config(), issuer.Options{})
 	ctx := context.Background()
-	for _, tc := range []struct{ name, kid, alg string }{
-		{"RS256", issuertest.DefaultKeyID, "RS256"},
-		{"ES256", "ec-1", "ES256"},
+	guids := make([]any, 1000)
+	for i := range guids {
+		guids[i] = fmt.Sprintf("%08x-4b1e-4c2d-9e7f-%012x", i, i*7919)
+	}
+	for _, tc := range []struct {
+		name, kid, alg string
+		groups         []any
+	}{
+		{"RS256", issuertest.DefaultKeyID, "RS256", nil},
+		{"ES256", "ec-1", "ES256", nil},
+		// A token from an IdP that sends every group's GUID (issue 17: cost that follows the
+		// token's bytes).
+		{"ES256/groups=1000", "ec-1", "ES256", guids},
 	} {
-		raw := ti.Sign(b, tc.kid, tc.alg, ti.Claims(nil))
+		claims := ti.Claims(nil)
+		if tc.groups != nil {
+			claims["groups"] = tc.groups
+		}
+		raw := ti.Sign(b, tc.kid, tc.alg, claims)
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
 				tok, err := authn.ParseUnverified(raw)

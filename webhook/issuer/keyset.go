@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
@@ -130,7 +128,7 @@ func (k *keySet) refuse(ctx context.Context, d *authn.Denial) error {
 // without any (every token the pre-parse lets through) is parsed as it is, to the same result.
 func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
 	parse := jose.ParseSignedCompact
-	if strings.IndexFunc(raw, unicode.IsSpace) >= 0 {
+	if mayHoldSpace(raw) {
 		parse = jose.ParseSigned
 	}
 	jws, err := parse(raw, joseAlgorithms)
@@ -387,4 +385,17 @@ func (k *keySet) prime(ctx context.Context) (int, error) {
 	k.lastFetch = k.clock.Now()
 	k.mu.Unlock()
 	return k.fetch(ctx)
+}
+
+// mayHoldSpace reports whether s has a byte that is, or may begin, a rune unicode.IsSpace
+// accepts: an ASCII control or space, or any non-ASCII byte (U+0085, U+00A0 and the other
+// spaces are all encoded with one). A byte loop: a 40 KB token of 1,000 groups is scanned in
+// microseconds, where a rune-by-rune IsSpace took a tenth of its verification.
+func mayHoldSpace(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
