@@ -177,7 +177,7 @@ type scalar struct {
 // readScalar reads a string at the start of s: double-quoted without escapes, single-quoted,
 // or plain (unquoted) when the decoder would read it as a string too, not as a number, a
 // boolean, null or a timestamp. inFlow says it is an item of a flow list, where a plain
-// string ends at "," or "]".
+// string ends at any of ",?[]{}".
 func readScalar(s string, inFlow bool) (scalar, bool) {
 	if s == "" {
 		return scalar{}, false
@@ -214,13 +214,12 @@ func readScalar(s string, inFlow bool) (scalar, bool) {
 		end = i
 	}
 	if inFlow {
-		if i := strings.IndexAny(s[:end], ",[]{}"); i >= 0 {
+		if i := strings.IndexAny(s[:end], ",?[]{}"); i >= 0 {
 			end = i
 		}
 	}
 	text := strings.TrimRight(s[:end], " ")
-	if !plainString(text) || strings.Contains(text, ": ") || strings.HasSuffix(text, ":") ||
-		inFlow && strings.Contains(text, ":") {
+	if !plainString(text) || strings.Contains(text, ": ") || strings.HasSuffix(text, ":") {
 		return scalar{}, false
 	}
 	return scalar{text: text, rest: s[end:]}, true

@@ -34,6 +34,9 @@ var fastListCases = []string{
 	"- subject: a\n  groups: [a, [b]]\n",
 	"- subject: a\n  groups: [a:b]\n",
 	"- subject: a\n  groups: [a b, c]\n",
+	"- subject: a\n  groups: [system:masters, a?b, a:?b, a:]\n",
+	"- subject: a\n  groups: [a?b]\n",
+	"- subject: a\n  groups: [system:masters]\n",
 	"- subject: a:b\n  username: http://x\n",
 	"- subject: a: b\n  username: x\n",
 	"- subject: a:\n  username: x\n",
@@ -167,15 +170,18 @@ func TestFastListAgrees(t *testing.T) {
 	if accepted < 10 {
 		t.Fatalf("the fast reader accepted only %d of the lists", accepted)
 	}
-	// The manifest of the benchmarks is read fast.
-	in, err := DecodeManifest(scaleMapping(100, 0))
-	if err != nil {
-		t.Fatal(err)
+	// The lists of the tests' and the benchmarks' manifests are read fast.
+	for _, b := range [][]byte{[]byte(manifest), scaleMapping(100, 0), bigMapping(100)} {
+		in, err := DecodeManifest(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !eachFastEntry(in.Data[KeyUsers], userFields, func(int, rawEntry) {}) ||
+			in.Data[KeyGroups] != "" && !eachFastEntry(in.Data[KeyGroups], groupFields, func(int, rawEntry) {}) {
+			t.Fatalf("the fast reader gave up on %q", b[:min(len(b), 300)])
+		}
+		checkFastAgrees(t, in.Data[KeyUsers], in.Data[KeyGroups])
 	}
-	if !eachFastEntry(in.Data[KeyUsers], userFields, func(int, rawEntry) {}) {
-		t.Fatal("the fast reader gave up on the benchmarks' list")
-	}
-	checkFastAgrees(t, in.Data[KeyUsers], "")
 }
 
 // FuzzFastList checks that Parse gives the same result with the fast reader as without.
