@@ -15,9 +15,10 @@ import (
 // the two readers on every list this one accepts (TestFastListAgrees, FuzzFastList).
 
 // eachFastEntry reads value, a list as most mappings write it, and calls each with every
-// entry in turn. known are the fields an entry of the list may have. ok is false when value
-// is anything else, and then each may have been called for the entries before the one that
-// made it give up.
+// entry in turn; each must not keep the entry's fields, whose memory is used again for the
+// next entry. known are the fields an entry of the list may have. ok is false when value is
+// anything else, and then each may have been called for the entries before the one that made
+// it give up.
 func eachFastEntry(value string, known []string, each func(i int, e rawEntry)) (ok bool) {
 	if !plainText(value) {
 		return false
@@ -64,7 +65,10 @@ func eachFastEntry(value string, known []string, each func(i int, e rawEntry)) (
 				each(n, cur)
 				n++
 			}
-			cur, inEntry = rawEntry{kind: "a mapping", fields: make([]rawField, 0, 4)}, true
+			if cur.fields == nil {
+				cur.fields = make([]rawField, 0, 8)
+			}
+			cur, inEntry = rawEntry{kind: "a mapping", fields: cur.fields[:0]}, true
 			if !readField(&cur, rest[2:], known, &list) {
 				return false
 			}

@@ -109,8 +109,8 @@ func checkFastAgrees(t *testing.T, users, groups string) {
 		key, value string
 		fields     []string
 	}{{KeyUsers, users, userFields}, {KeyGroups, groups, groupFields}} {
-		var fast []rawEntry
-		if !eachFastEntry(list.value, list.fields, func(_ int, e rawEntry) { fast = append(fast, e) }) {
+		var fast []string // described as read: the fields' memory is used again
+		if !eachFastEntry(list.value, list.fields, func(_ int, e rawEntry) { fast = append(fast, describeRaw(e)) }) {
 			continue
 		}
 		p := newParser(testIssuers)
@@ -123,7 +123,7 @@ func checkFastAgrees(t *testing.T, users, groups string) {
 			if i < len(repeated) {
 				rep = repeated[i]
 			}
-			if got, want := describeRaw(fast[i]), describeRaw(rawEntryOf(item, rep)); got != want {
+			if got, want := fast[i], describeRaw(rawEntryOf(item, rep)); got != want {
 				t.Fatalf("%q: entry %d read fast as %s, by the decoder as %s", list.value, i, got, want)
 			}
 		}

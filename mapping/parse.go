@@ -90,6 +90,16 @@ func parseSet(parts []Part, opts ParseOptions, mode int) (_ *Mapping, _ error, o
 		byEmail:   map[identityKey]int{},
 		byGroup:   map[string][]int{},
 	}
+	// Room for the entries up front: growing slices of 50,000 entries copies them over and
+	// over. Lines starting with "- " are an estimate, exact for the usual shape.
+	var users, groups int
+	for _, part := range parts {
+		users += countEntryLines(part.Data[KeyUsers])
+		groups += countEntryLines(part.Data[KeyGroups])
+	}
+	m.Users = make([]UserEntry, 0, users)
+	m.usernames = make([]*template, 0, users)
+	m.Groups = make([]GroupEntry, 0, groups)
 	for _, part := range parts {
 		if part.Name != "" {
 			m.parts = append(m.parts, partStart{name: part.Name, users: len(m.Users), groups: len(m.Groups)})
@@ -107,6 +117,15 @@ func parseSet(parts []Part, opts ParseOptions, mode int) (_ *Mapping, _ error, o
 		return nil, &InvalidError{Problems: p.problems}, true
 	}
 	return m, nil, true
+}
+
+// countEntryLines counts the lines of a list that start with "- ".
+func countEntryLines(value string) int {
+	n := strings.Count(value, "\n- ")
+	if strings.HasPrefix(value, "- ") {
+		n++
+	}
+	return n
 }
 
 // parseData validates the data of one ConfigMap and adds its entries to m. It reports false
