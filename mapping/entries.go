@@ -1,7 +1,6 @@
 package mapping
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -172,9 +171,9 @@ func (p *parser) checkShape(path string, e rawEntry, known []string, list string
 		p.problems.add(path+"."+f, "is set more than once in this entry")
 	}
 	var unknown []string
-	for f := range e.fields {
-		if !slices.Contains(known, f) {
-			unknown = append(unknown, f)
+	for _, f := range e.fields {
+		if !slices.Contains(known, f.name) {
+			unknown = append(unknown, f.name)
 		}
 	}
 	slices.Sort(unknown)
@@ -211,7 +210,7 @@ var emptyHints = map[string]string{
 
 // str reads a string field that, when present, must be a non-empty string.
 func (p *parser) str(path string, e rawEntry, name string) value[string] {
-	raw, present := e.fields[name]
+	raw, present := e.field(name)
 	if !present {
 		return value[string]{}
 	}
@@ -220,7 +219,7 @@ func (p *parser) str(path string, e rawEntry, name string) value[string] {
 		return v // reported by checkShape; which value is meant is unknown
 	}
 	field := path + "." + name
-	if kind := jsonKindOf(raw); kind != "a string" {
+	if kind := raw.kind; kind != "a string" {
 		if strings.HasPrefix(kind, "nothing") {
 			p.problems.add(field, "must not be empty%s", emptyHints[name])
 		} else {
@@ -228,10 +227,11 @@ func (p *parser) str(path string, e rawEntry, name string) value[string] {
 		}
 		return v
 	}
-	if err := json.Unmarshal(raw, &v.val); err != nil {
-		p.problems.add(field, "cannot be read: %s", err)
+	if raw.err != nil {
+		p.problems.add(field, "cannot be read: %s", raw.err)
 		return v
 	}
+	v.val = raw.text
 	if v.val == "" {
 		p.problems.add(field, "must not be empty%s", emptyHints[name])
 		return v
@@ -282,7 +282,7 @@ func (p *parser) issuer(path string, e rawEntry) value[string] {
 
 // groupList reads a list of Kubernetes group names: a non-empty list of non-empty strings.
 func (p *parser) groupList(path string, e rawEntry, name string) value[[]string] {
-	raw, present := e.fields[name]
+	raw, present := e.field(name)
 	if !present {
 		return value[[]string]{}
 	}
@@ -291,22 +291,20 @@ func (p *parser) groupList(path string, e rawEntry, name string) value[[]string]
 		return v
 	}
 	field := path + "." + name
-	switch kind := jsonKindOf(raw); kind {
+	switch kind := raw.kind; kind {
 	case "a list":
 	case "a string":
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		p.problems.add(field, "must be a list of strings, not a single string; write %s: [%s]", name, s)
+		p.problems.add(field, "must be a list of strings, not a single string; write %s: [%s]", name, raw.text)
 		return v
 	default:
 		p.problems.add(field, "must be a list of strings; got %s", kind)
 		return v
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
-		p.problems.add(field, "cannot be read: %s", err)
+	if raw.err != nil {
+		p.problems.add(field, "cannot be read: %s", raw.err)
 		return v
 	}
+	items := raw.items
 	if len(items) == 0 {
 		p.problems.add(field, "must list at least one group; omit %s if the entry adds none", name)
 		return v
@@ -314,12 +312,12 @@ func (p *parser) groupList(path string, e rawEntry, name string) value[[]string]
 	ok := true
 	for j, item := range items {
 		itemField := fmt.Sprintf("%s[%d]", field, j)
-		var s string
-		switch kind := jsonKindOf(item); {
+		s := item.text
+		switch kind := item.kind; {
 		case kind != "a string":
 			p.problems.add(itemField, "must be a string; got %s%s", kind, quoteHint(kind))
 			ok = false
-		case json.Unmarshal(item, &s) != nil:
+		case item.err != nil:
 			p.problems.add(itemField, "cannot be read")
 			ok = false
 		case s == "":

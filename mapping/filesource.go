@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -287,10 +288,16 @@ func readFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read mapping: %w", err)
 	}
 	defer file.Close()
-	b, err := io.ReadAll(io.LimitReader(file, maxFileSize+1))
-	if err != nil {
+	// Read into a buffer the size of the file: growing one from nothing copies a large file
+	// over and over.
+	var buf bytes.Buffer
+	if info, err := file.Stat(); err == nil && info.Size() <= maxFileSize {
+		buf.Grow(int(info.Size()) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(file, maxFileSize+1)); err != nil {
 		return nil, fmt.Errorf("read mapping %s: %w", path, err)
 	}
+	b := buf.Bytes()
 	if len(b) > maxFileSize {
 		return nil, fmt.Errorf("mapping file %s is larger than %d MiB, the most a mapping file may hold", path, maxFileSize>>20)
 	}

@@ -55,6 +55,9 @@ func DecodeManifest(b []byte) (Input, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return Input{}, errors.New("the manifest is empty")
 	}
+	if in, ok := decodeFastManifest(b); ok {
+		return in, nil
+	}
 	if in, ok := decodeValidManifest(b); ok {
 		return in, nil
 	}

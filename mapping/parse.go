@@ -59,26 +59,47 @@ type Part struct {
 // is ignored: each part has its own. Like Parse, it reports every problem at once, and never
 // returns a partial mapping.
 func ParseSet(parts []Part, opts ParseOptions) (*Mapping, error) {
-	m, err, ok := parseSet(parts, opts, false)
-	if !ok {
-		// A list looked like one to decode by blocks of entries, but a block did not decode
-		// alone: everything is parsed again, each list decoded whole.
-		m, err, _ = parseSet(parts, opts, true)
+	// A list that the fast reader gives up on is parsed again, every list decoded by blocks of
+	// entries; and if a block did not decode alone, parsed again with each list decoded whole.
+	for mode := readFast; ; mode++ {
+		if m, err, ok := parseSet(parts, opts, mode); ok || mode == readWhole {
+			return m, err
+		}
 	}
-	return m, err
 }
 
-// parseSet is ParseSet, decoding each list whole when whole is set; ok is false when it had
-// to stop because a block of entries did not decode alone.
-func parseSet(parts []Part, opts ParseOptions, whole bool) (_ *Mapping, _ error, ok bool) {
+// How parseSet reads the lists.
+const (
+	// readFast reads each list with eachFastEntry.
+	readFast = iota
+	// readBlocks decodes each list by blocks of entries when it can (eachEntryBlock), whole
+	// otherwise.
+	readBlocks
+	// readWhole decodes each list whole.
+	readWhole
+)
+
+// parseSet is ParseSet, reading the lists as mode says; ok is false when it had to stop
+// because a list could not be read so (see parseData).
+func parseSet(parts []Part, opts ParseOptions, mode int) (_ *Mapping, _ error, ok bool) {
 	p := newParser(opts.Issuers)
 	p.anyIssuer = opts.AnyIssuer
-	p.whole = whole
+	p.mode = mode
 	m := &Mapping{
 		bySubject: map[identityKey]int{},
 		byEmail:   map[identityKey]int{},
 		byGroup:   map[string][]int{},
 	}
+	// Room for the entries up front: growing slices of 50,000 entries copies them over and
+	// over. Lines starting with "- " are an estimate, exact for the usual shape.
+	var users, groups int
+	for _, part := range parts {
+		users += countEntryLines(part.Data[KeyUsers])
+		groups += countEntryLines(part.Data[KeyGroups])
+	}
+	m.Users = make([]UserEntry, 0, users)
+	m.usernames = make([]*template, 0, users)
+	m.Groups = make([]GroupEntry, 0, groups)
 	for _, part := range parts {
 		if part.Name != "" {
 			m.parts = append(m.parts, partStart{name: part.Name, users: len(m.Users), groups: len(m.Groups)})
@@ -98,9 +119,18 @@ func parseSet(parts []Part, opts ParseOptions, whole bool) (_ *Mapping, _ error,
 	return m, nil, true
 }
 
+// countEntryLines counts the lines of a list that start with "- ".
+func countEntryLines(value string) int {
+	n := strings.Count(value, "\n- ")
+	if strings.HasPrefix(value, "- ") {
+		n++
+	}
+	return n
+}
+
 // parseData validates the data of one ConfigMap and adds its entries to m. It reports false
-// when a block of entries did not decode alone (see decodeList): the parse must start again,
-// with p.whole set.
+// when a list could not be read as p.mode says: not by the fast reader (readFast), or a block
+// of entries did not decode alone (readBlocks); the parse must start again in the next mode.
 func (p *parser) parseData(m *Mapping, data map[string]string, binaryData []string) bool {
 	for _, k := range slices.Sorted(slices.Values(binaryData)) {
 		p.problems.add("binaryData."+k, "binaryData is not read; put %s and %s under data, as YAML strings", KeyUsers, KeyGroups)
@@ -125,8 +155,18 @@ func (p *parser) parseData(m *Mapping, data map[string]string, binaryData []stri
 				p.groupEntry(m, i, e)
 			}
 		}
+		if p.mode == readFast && strings.TrimSpace(value) != "" {
+			fields := userFields
+			if key == KeyGroups {
+				fields = groupFields
+			}
+			if !eachFastEntry(value, fields, entry) {
+				return false
+			}
+			continue // the fast reader accepts only what the strict decoder does
+		}
 		split, ok := false, false
-		if !p.whole && strings.TrimSpace(value) != "" {
+		if p.mode == readBlocks && strings.TrimSpace(value) != "" {
 			split, ok = eachEntryBlock(value, func(first int, items []json.RawMessage) {
 				for i, item := range items {
 					entry(first+i, rawEntryOf(item, nil))
@@ -165,8 +205,8 @@ type parser struct {
 	problems  problems
 	// part names the ConfigMap being parsed, "" for a mapping of one.
 	part string
-	// whole says every list is decoded whole, never by blocks of entries.
-	whole bool
+	// mode says how the lists are read: readFast, readBlocks or readWhole.
+	mode int
 	// seen remembers, per kind of identity ("subject", "email", "group", and the expressions
 	// of each list) and value, the entries already claiming it, to refuse overlapping entries.
 	seen map[string]map[string][]claimant
@@ -189,11 +229,57 @@ func newParser(issuers []string) *parser {
 // rawEntry is one element of a list, before validation.
 type rawEntry struct {
 	// fields is nil when the element is not a mapping.
-	fields map[string]json.RawMessage
+	fields []rawField
 	// kind describes an element that is not a mapping.
 	kind string
 	// repeated lists the fields set more than once in the element.
 	repeated []string
+}
+
+// rawField is one field of an element, before validation.
+type rawField struct {
+	name string
+	rawValue
+}
+
+// rawValue is a value as read, before validation: its kind as jsonKindOf names it, and, for
+// a string or a list, what it holds.
+type rawValue struct {
+	kind string
+	// text is the value of a string.
+	text string
+	// items are the elements of a list.
+	items []rawValue
+	// err says why a string or a list could not be read.
+	err error
+}
+
+// field returns the field called name, if the element has it.
+func (e rawEntry) field(name string) (rawValue, bool) {
+	for _, f := range e.fields {
+		if f.name == name {
+			return f.rawValue, true
+		}
+	}
+	return rawValue{}, false
+}
+
+// rawValueOf reads a value converted to JSON.
+func rawValueOf(raw json.RawMessage) rawValue {
+	v := rawValue{kind: jsonKindOf(raw)}
+	switch v.kind {
+	case "a string":
+		v.err = json.Unmarshal(raw, &v.text)
+	case "a list":
+		var items []json.RawMessage
+		if v.err = json.Unmarshal(raw, &items); v.err == nil {
+			v.items = make([]rawValue, len(items))
+			for i, item := range items {
+				v.items[i] = rawValueOf(item)
+			}
+		}
+	}
+	return v
 }
 
 // decodeList turns the YAML list held by a data key into its items, as JSON, and the fields
@@ -235,9 +321,14 @@ func rawEntryOf(item json.RawMessage, repeated []string) rawEntry {
 	if e.kind != "a mapping" {
 		return e
 	}
-	if err := json.Unmarshal(item, &e.fields); err != nil {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(item, &fields); err != nil {
 		e.kind = "unreadable: " + err.Error()
-		e.fields = nil
+		return e
+	}
+	e.fields = make([]rawField, 0, len(fields))
+	for name, raw := range fields {
+		e.fields = append(e.fields, rawField{name: name, rawValue: rawValueOf(raw)})
 	}
 	return e
 }

@@ -63,7 +63,7 @@ func (s *Store) persist(snap Snapshot) {
 	if s.opts.PersistFile == "" {
 		return
 	}
-	payload, err := json.Marshal(persisted{Version: snap.Version, Data: snap.Data, BinaryData: slices.Clone(snap.BinaryData), Parts: snap.Parts})
+	payload, err := encodePersisted(persisted{Version: snap.Version, Data: snap.Data, BinaryData: slices.Clone(snap.BinaryData), Parts: snap.Parts})
 	if err == nil {
 		err = statefile.Write(s.opts.PersistFile, persistKind, s.opts.PersistSubject, payload, s.now())
 	}
