@@ -69,7 +69,7 @@ soak: build $(DEX) $(APISERVER) etcd kubectl
 
 ## fuzz: run each fuzz target for a bounded time: the TokenReview decoder, the JWT pre-parser, our verdicts against go-oidc's, the mapping parsers
 FUZZTIME ?= 20s
-FUZZ_TARGETS := FuzzDecodeReview:./webhook/ FuzzParseUnverified:./webhook/authn/ FuzzAcceptsWhatGoOIDCAccepts:./webhook/issuer/ FuzzParse:./mapping/ FuzzParseManifest:./mapping/
+FUZZ_TARGETS := FuzzDecodeReview:./webhook/ FuzzParseUnverified:./webhook/authn/ FuzzAcceptsWhatGoOIDCAccepts:./webhook/issuer/ FuzzParse:./mapping/ FuzzParseManifest:./mapping/ FuzzFastList:./mapping/ FuzzFastManifest:./mapping/ FuzzEncodePersisted:./mapping/
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
