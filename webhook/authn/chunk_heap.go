@@ -7,6 +7,9 @@ package authn
 // still never scans the chunks, but counts them in the heap and its headroom.
 type heapChunks struct{}
 
+// chunksOffHeap tells whether the chunks are outside the Go heap.
+const chunksOffHeap = false
+
 func newChunkAllocator() chunkAllocator { return heapChunks{} }
 
 func (heapChunks) allocChunk(size int) ([]byte, error) { return make([]byte, size), nil }

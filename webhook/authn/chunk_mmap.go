@@ -13,6 +13,9 @@ import "syscall"
 // come from the heap (chunk_heap.go), so that -race checks every access to them.
 type offHeapChunks struct{}
 
+// chunksOffHeap tells whether the chunks are outside the Go heap.
+const chunksOffHeap = true
+
 func newChunkAllocator() chunkAllocator { return offHeapChunks{} }
 
 func (offHeapChunks) allocChunk(size int) ([]byte, error) {
