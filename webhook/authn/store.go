@@ -23,6 +23,9 @@ type store struct {
 	// made when the first memo is kept: a mapping without expressions keeps none.
 	memos     map[cacheKey]*memoBox
 	memoBytes int64
+	// released is set once the chunks are returned (the cache is unreachable): nothing is
+	// cached after that, so that no chunk is allocated that would never be returned.
+	released bool
 }
 
 // indexEntryOverhead is what an entry takes in the index: a 24-byte slot (key and position)
@@ -94,7 +97,7 @@ func (s *store) put(key cacheKey, packed string, expiry, now int64, b storeBound
 	n := recordHeader + keySize + len(packed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.log.fits(n) || b.maxBytes > 0 && int64(n)+indexEntryOverhead+b.reserved > b.maxBytes {
+	if s.released || !s.log.fits(n) || b.maxBytes > 0 && int64(n)+indexEntryOverhead+b.reserved > b.maxBytes {
 		return 0, false // checked first: it must not evict every entry and then fail
 	}
 	if _, ok := s.index[key]; ok {
@@ -235,6 +238,7 @@ func (s *store) size() (entries int, bytes int64) {
 func (s *store) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.released = true
 	s.log.release()
 	clear(s.index)
 	clear(s.memos)

@@ -143,6 +143,9 @@ func TestStoreChunkWrapAround(t *testing.T) {
 	if alloc.live != 0 {
 		t.Fatalf("%d chunks left after release", alloc.live)
 	}
+	if _, ok := s.put(testKey(100), testPacked(100, n), far, 0, b); ok || alloc.live != 0 {
+		t.Fatal("a released store cached a record")
+	}
 }
 
 // A replaced record stays in the log until the tail reaches it; it then leaves without
