@@ -70,7 +70,10 @@ type Options struct {
 	// CacheMaxEntries bounds the number of remembered tokens.
 	CacheMaxEntries int
 	// CacheMaxBytes bounds the bytes the remembered tokens take (their packed identities plus
-	// CacheEntryOverhead each); 0 means no bound. The oldest entries make room for new ones.
+	// CacheEntryOverhead each, the memos kept with them and the strings they share); 0 means
+	// no bound. The oldest entries make room for new ones. On Linux and macOS the records are
+	// outside the Go heap (chunk_mmap.go): this is memory beside GOMEMLIMIT, not within it.
+	// An identity larger than a chunk (a 64th of the bound, at most 1 MiB) is not cached.
 	CacheMaxBytes int64
 	// MaxInFlight bounds the tokens verified at once; 0 means no bound. Beyond it a token is
 	// undecided with ReasonOverloaded, which callers answer with HTTP 429.
