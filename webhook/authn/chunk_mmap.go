@@ -7,7 +7,7 @@ import "syscall"
 // offHeapChunks allocates the cache's chunks with an anonymous private mmap, outside the Go
 // heap: the kernel counts their pages once, when they are first written, and the garbage
 // collector neither scans them nor lets the heap grow by their size before it collects.
-// cache.maxBytes is then memory beside GOMEMLIMIT, not within it (docs/configuration.md).
+// cache.maxBytes is then memory beside GOMEMLIMIT, not within it (docs/install.md).
 //
 // Not under the race detector, which sees no memory outside the Go heap: there the chunks
 // come from the heap (chunk_heap.go), so that -race checks every access to them.

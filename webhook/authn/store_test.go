@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"reflect"
 	"strings"
@@ -20,9 +21,11 @@ func (a *countingChunks) allocChunk(size int) ([]byte, error) {
 
 func (a *countingChunks) freeChunk([]byte) { a.live--; a.freed++ }
 
+// testKey is a key whose first 8 bytes (what the index holds) differ for every n.
 func testKey(n int) cacheKey {
 	var k cacheKey
-	copy(k[:], fmt.Sprintf("key-%011d", n))
+	binary.LittleEndian.PutUint64(k[:8], uint64(n))
+	copy(k[8:], "test-key")
 	return k
 }
 
@@ -156,7 +159,7 @@ func TestStoreReplacedRecordReachingTheTail(t *testing.T) {
 	mustPut(t, s, 1, 50, b)
 	mustPut(t, s, 2, 50, b)
 	stale := testKey(1)
-	old := s.index[stale]
+	old := s.index[stale.short()]
 	newer := mustPut(t, s, 1, 60, b) // replaces key 1: the tail is now its stale copy
 	if n, _ := s.size(); n != 2 || newer == old {
 		t.Fatalf("%d entries after replacing one (position %d, was %d); want 2 and a new position", n, newer, old)
@@ -165,13 +168,40 @@ func TestStoreReplacedRecordReachingTheTail(t *testing.T) {
 	if got := cachedKeys(t, s, 1, 2, 3); fmt.Sprint(got) != "[1 3]" {
 		t.Fatalf("cached %v, want [1 3]: the stale copy of 1 and then 2 leave", got)
 	}
-	if s.index[stale] != newer {
+	if s.index[stale.short()] != newer {
 		t.Fatal("the stale copy took the newer one with it")
 	}
 	// The byte bound counts the stale copy while it is in the log.
 	_, bytes := s.size()
 	if want := int64(2*(recordHeader+keySize)+60+50) + 2*indexEntryOverhead; bytes != want {
 		t.Fatalf("%d bytes with the newer copy of 1 and 3, want %d", bytes, want)
+	}
+}
+
+// Two keys that share the 8 bytes the index holds take one slot: the newer replaces the
+// older, and neither is ever served the other's identity.
+func TestStoreKeysSharingTheirIndexedBytes(t *testing.T) {
+	s := newStore(&countingChunks{}, 4096)
+	b := storeBounds{maxEntries: 10}
+	a, other := testKey(1), testKey(1)
+	copy(other[8:], "other-ky")
+	if _, ok := s.put(a, "identity of a", far, 0, b); !ok {
+		t.Fatal("not cached")
+	}
+	if _, _, found := s.get(other, 0); found != lookupMiss {
+		t.Fatalf("a key sharing the indexed bytes of a cached one: %v, want a miss", found)
+	}
+	if _, ok := s.put(other, "identity of other", far, 0, b); !ok {
+		t.Fatal("not cached")
+	}
+	if packed, _, found := s.get(other, 0); found != lookupHit || packed != "identity of other" {
+		t.Fatalf("the newer key: %v %q", found, packed)
+	}
+	if _, _, found := s.get(a, 0); found != lookupMiss {
+		t.Fatalf("the replaced key: %v, want a miss", found)
+	}
+	if n, _ := s.size(); n != 1 {
+		t.Fatalf("%d entries, want 1", n)
 	}
 }
 
@@ -259,15 +289,15 @@ func TestStoreMemoLeavesWithItsEntry(t *testing.T) {
 	if len(s.memos) != 0 || s.memo(testKey(1), p1) != nil {
 		t.Fatal("a memo was kept for an evicted entry")
 	}
-	p3 := s.index[testKey(3)]
+	p3 := s.index[testKey(3).short()]
 	s.keep(testKey(3), p3, sizedMemo(500), b)
 	mustPut(t, s, 3, 50, b) // replaced: the memo goes
-	if s.memoBytes != 0 || s.memo(testKey(3), s.index[testKey(3)]) != nil {
+	if s.memoBytes != 0 || s.memo(testKey(3), s.index[testKey(3).short()]) != nil {
 		t.Fatalf("%d memo bytes after the entry was replaced", s.memoBytes)
 	}
 	// Beyond the byte bound a memo is not kept.
 	_, bytes := s.size()
-	s.keep(testKey(2), s.index[testKey(2)], sizedMemo(1000), storeBounds{maxBytes: bytes + 999})
+	s.keep(testKey(2), s.index[testKey(2).short()], sizedMemo(1000), storeBounds{maxBytes: bytes + 999})
 	if s.memoBytes != 0 {
 		t.Fatal("a memo beyond the byte bound was kept")
 	}
