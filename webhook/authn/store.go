@@ -7,19 +7,19 @@ import (
 
 // store holds the cache's entries without a Go pointer per entry: an index from key to the
 // position of the entry's record, in a map whose keys and values hold no pointer (the
-// collector never scans it), and the records in a log of chunks (recordLog).
+// collector never scans it), and the records in a log of chunks (recordLog). The oldest
+// entries are evicted by advancing the log's tail: a record there leaves the index only if
+// the index still names it (a newer copy may have replaced it). Both bounds stay hard: the
+// entry bound is the index's size, the byte bound covers the log's span, the index and the
+// memos. An expired entry is not served; it is deleted when it is next looked up or when the
+// tail reaches it, instead of by a janitor walking every entry under a lock.
 //
 // The index holds a key's first 8 bytes (indexKey), the record all 16: a map slot of 16 bytes
 // instead of 24, a third less index at a million identities. Two cached tokens whose keys
 // share those 8 bytes (a chance of 2^-64 for a pair, ~3×10^-8 among a million tokens, and no
 // one can aim for it without the process's HMAC key) take one slot, the newer replacing the
 // older like a second copy of the same token; a lookup compares the whole key with the
-// record's, so that neither token is ever served the other's identity. The oldest
-// entries are evicted by advancing the log's tail: a record there leaves the index only if
-// the index still names it (a newer copy may have replaced it). Both bounds stay hard: the
-// entry bound is the index's size, the byte bound covers the log's span, the index and the
-// memos. An expired entry is not served; it is deleted when it is next looked up or when the
-// tail reaches it, instead of by a janitor walking every entry under a lock.
+// record's, so that neither token is ever served the other's identity.
 //
 // Hits take the read lock only, so they run side by side; a miss that caches, a memo and an
 // eviction take the write lock, briefly. One lock rather than shards: the cache evicts the
@@ -128,7 +128,7 @@ func (s *store) put(key cacheKey, packed string, expiry, now int64, b storeBound
 	}
 	pos, err := s.log.append(key, packed, expiry)
 	if err != nil {
-		return 0, false // never expected: the token is verified on every request meanwhile
+		return 0, false // no memory for a chunk: the token is verified again next time
 	}
 	s.index[k] = pos
 	return pos, true
