@@ -18,7 +18,7 @@ import (
 //
 // recordLog is not safe for concurrent use: the store's lock guards it.
 type recordLog struct {
-	chunks []chunk // the tail's chunk first, the head's last; none when the log is empty
+	chunks []chunk // the tail's chunk first, the head's last; an empty log keeps one at most
 	first  uint64  // sequence number of chunks[0]
 	tail   int     // offset of the oldest record in chunks[0]
 	// bytes is the log's span: every byte from the tail to the head, counting the unused
