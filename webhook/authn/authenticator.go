@@ -70,7 +70,10 @@ type Options struct {
 	// CacheMaxEntries bounds the number of remembered tokens.
 	CacheMaxEntries int
 	// CacheMaxBytes bounds the bytes the remembered tokens take (their packed identities plus
-	// CacheEntryOverhead each); 0 means no bound. The oldest entries make room for new ones.
+	// CacheEntryOverhead each, the memos kept with them and the strings they share); 0 means
+	// no bound. The oldest entries make room for new ones. On Linux and macOS the records are
+	// outside the Go heap (chunk_mmap.go): this is memory beside GOMEMLIMIT, not within it.
+	// An identity larger than a chunk (a 64th of the bound, at most 1 MiB) is not cached.
 	CacheMaxBytes int64
 	// MaxInFlight bounds the tokens verified at once; 0 means no bound. Beyond it a token is
 	// undecided with ReasonOverloaded, which callers answer with HTTP 429.
@@ -191,14 +194,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Result, e
 	return res, nil
 }
 
-// mapIdentity maps id, through the memo kept with its cache entry e (nil: not cached) when the
+// mapIdentity maps id, through the memo kept with its cache entry e (if cached) when the
 // mapper keeps one.
-func (a *Authenticator) mapIdentity(ctx context.Context, g *generation, id *Identity, e *entry) (User, error) {
+func (a *Authenticator) mapIdentity(ctx context.Context, g *generation, id *Identity, e entryRef) (User, error) {
 	mm, ok := a.mapper.(MemoMapper)
-	if !ok || e == nil {
+	if !ok || !e.cached() {
 		return a.mapper.Map(ctx, id)
 	}
-	prev := e.memo.Load().memo()
+	prev := g.cache.memo(e)
 	u, next, err := mm.MapMemo(ctx, id, prev)
 	if next != prev {
 		g.cache.keep(e, next)
@@ -212,7 +215,7 @@ func (a *Authenticator) CacheEntries() int {
 	if g.cache == nil {
 		return 0
 	}
-	return g.cache.store.ItemCount()
+	return g.cache.entries()
 }
 
 // CacheBytes reports what the remembered tokens take, as CacheMaxBytes counts it.
@@ -224,20 +227,20 @@ func (a *Authenticator) CacheBytes() int64 {
 	return g.cache.Bytes()
 }
 
-// verify returns the identity of raw, its cache entry (nil when not cached), and whether it
+// verify returns the identity of raw, its cache entry (none when not cached), and whether it
 // came from the cache.
-func (g *generation) verify(ctx context.Context, raw string) (*Identity, *entry, bool, error) {
+func (g *generation) verify(ctx context.Context, raw string) (*Identity, entryRef, bool, error) {
 	// What cannot be a JWT is refused before it costs a hash and a cache lookup.
 	h, _, _, err := split(raw)
 	if err != nil {
-		return nil, nil, false, Record(ctx, "parse", "", err)
+		return nil, entryRef{}, false, Record(ctx, "parse", "", err)
 	}
 	if err := g.router.awaitedKey(ctx, h); err != nil {
-		return nil, nil, false, err
+		return nil, entryRef{}, false, err
 	}
 	if g.cache == nil {
 		id, err := g.router.VerifyToken(ctx, raw)
-		return id, nil, false, err
+		return id, entryRef{}, false, err
 	}
 	return g.cache.verifyToken(ctx, g, raw)
 }

@@ -7,12 +7,11 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"hash"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	gocache "github.com/patrickmn/go-cache"
 )
 
 // cache remembers the identities the issuers verified, by an HMAC of the token, as
@@ -24,21 +23,21 @@ import (
 // generation of the Authenticator serves an entry only when that object is still the one it
 // routes the URL to. An issuer removed or changed by a reconfiguration (Update) is a new
 // object or none, so what its old configuration verified is never served again.
+//
+// The entries are in a store that holds no Go pointer per entry (store.go), its records
+// outside the Go heap where mmap is used (chunk_mmap.go).
 type cache struct {
 	limits  atomic.Pointer[cacheLimits]
-	store   *gocache.Cache
-	shared  *interned    // the strings identities share: group names, extra values
-	hashers sync.Pool    // of *hasher, keyed for this process
-	bound   sync.Mutex   // makes the entry and byte bounds hard bounds
-	order   []cacheKey   // oldest first (some may be gone already); under bound
-	bytes   atomic.Int64 // what the cached entries take, by entrySize
+	store   *store
+	shared  *interned // the strings identities share: group names, extra values
+	hashers sync.Pool // of *hasher, keyed for this process
 
 	slotsMu sync.Mutex
 	slots   atomic.Pointer[slotTable]
 }
 
-// cacheKey is a cache key's bytes, which hold no pointer: the eviction order costs the
-// garbage collector nothing and keeps no evicted entry alive.
+// cacheKey is a cache key's bytes, which hold no pointer: the index costs the garbage
+// collector nothing to scan.
 type cacheKey [keySize]byte
 
 const keySize = 16
@@ -63,23 +62,29 @@ func newCache(opts Options) (*cache, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("generate cache key: %w", err)
 	}
-	c := &cache{store: gocache.New(opts.CacheTTL, time.Minute), shared: newInterned(internBudget(opts.CacheMaxBytes))}
+	c := &cache{
+		store:  newStore(newChunkAllocator(), chunkSizeFor(opts.CacheMaxBytes)),
+		shared: newInterned(internBudget(opts.CacheMaxBytes)),
+	}
 	c.setLimits(opts)
 	c.slots.Store(&slotTable{})
-	c.store.OnEvicted(func(_ string, v any) {
-		e := v.(*entry)
-		e.gone.Store(true)
-		c.bytes.Add(-entrySize(e.packed) - e.memo.Swap(nil).size())
-	})
 	c.hashers.New = func() any { return &hasher{mac: hmac.New(sha256.New, secret)} }
+	// The chunks outside the heap are returned when the cache is no longer reachable: a
+	// reconfiguration that shrinks the TTL makes a new cache while requests may still be
+	// running on the old one, so it cannot be released there.
+	runtime.AddCleanup(c, (*store).release, c.store)
 	return c, nil
 }
 
 func (c *cache) setLimits(opts Options) {
-	c.limits.Store(&cacheLimits{ttl: opts.CacheTTL, maxEntries: opts.CacheMaxEntries, maxBytes: opts.CacheMaxBytes, now: opts.Now})
-	c.bound.Lock()
-	defer c.bound.Unlock()
-	c.evict(c.limits.Load(), 0)
+	lim := &cacheLimits{ttl: opts.CacheTTL, maxEntries: opts.CacheMaxEntries, maxBytes: opts.CacheMaxBytes, now: opts.Now}
+	c.limits.Store(lim)
+	c.store.setBounds(c.bounds(lim), chunkSizeFor(opts.CacheMaxBytes))
+}
+
+// bounds are lim's bounds for the store, which shares the byte bound with the shared strings.
+func (c *cache) bounds(lim *cacheLimits) storeBounds {
+	return storeBounds{maxEntries: lim.maxEntries, maxBytes: lim.maxBytes, reserved: c.shared.bytes.Load()}
 }
 
 // slotsFor returns, for every issuer, its slot (adding the issuer objects not seen before),
@@ -106,15 +111,15 @@ func (c *cache) slotsFor(issuers map[string]Verifier) (byURL map[string]int, url
 	return byURL, t.urls, live
 }
 
-// entry is what the cache keeps for a token: its packed identity, and what the mapper
-// remembers of it (MemoMapper).
-type entry struct {
-	packed string
-	memo   atomic.Pointer[memoBox]
-	// gone is set when the entry leaves the cache, so that a memo kept after that is not
-	// counted in bytes for ever.
-	gone atomic.Bool
+// entryRef names a token's cache entry as it was found or made: its key and the position of
+// its record, which no other record ever takes. A memo is kept with it only while the entry
+// is still that record (not evicted, expired or replaced). The zero entryRef is no entry.
+type entryRef struct {
+	key cacheKey
+	pos uint64
 }
+
+func (e entryRef) cached() bool { return e.pos != 0 }
 
 // memoBox is a memo and the bytes it was counted as.
 type memoBox struct {
@@ -129,40 +134,36 @@ func (b *memoBox) memo() Memo {
 	return b.m
 }
 
-func (b *memoBox) size() int64 {
-	if b == nil {
-		return 0
-	}
-	return b.bytes
-}
-
-// verified is a verified token's identity and its cache entry, nil when it was not cached.
+// verified is a verified token's identity and its cache entry (none when it was not cached).
 type verified struct {
 	id    *Identity
-	entry *entry
+	entry entryRef
 }
 
 // verifyToken returns the identity of raw from the cache, or from the generation's router,
-// its cache entry (nil when it could not be cached), and whether it came from the cache.
-func (c *cache) verifyToken(ctx context.Context, g *generation, raw string) (*Identity, *entry, bool, error) {
+// its cache entry (none when it could not be cached), and whether it came from the cache.
+func (c *cache) verifyToken(ctx context.Context, g *generation, raw string) (*Identity, entryRef, bool, error) {
 	key := c.key(raw)
-	if v, ok := c.store.Get(key); ok {
-		e := v.(*entry)
-		if g.serves(e.packed) {
-			if id, err := unpackIdentity(e.packed, g.slotURLs, c.shared.list()); err == nil {
+	packed, pos, found := c.store.get(key, c.limits.Load().now().UnixNano())
+	switch found {
+	case lookupHit:
+		if g.serves(packed) {
+			if id, err := unpackIdentity(packed, g.slotURLs, c.shared.list()); err == nil {
 				c.observe(g, true)
-				return id.withPayload(raw), e, true, nil
+				return id.withPayload(raw), entryRef{key: key, pos: pos}, true, nil
 			}
-			c.store.Delete(key) // never expected: verify the token again
+			c.store.drop(key, pos) // never expected: verify the token again
 		}
 		// Else verified by an issuer object this generation no longer routes to (removed or
 		// reconfigured): verified again, and replaced, below.
+	case lookupExpired:
+		c.store.drop(key, pos)
 	}
 	c.observe(g, false)
 	// The work is detached from the first caller's cancellation so that its peers are not
 	// failed by it. Each generation has its own group: a request never shares the
 	// verification of a previous configuration.
-	v, err, _ := g.flight.Do(key, func() (any, error) {
+	v, err, _ := g.flight.Do(string(key[:]), func() (any, error) {
 		id, err := g.router.VerifyToken(context.WithoutCancel(ctx), raw)
 		if err != nil {
 			return nil, err
@@ -170,37 +171,25 @@ func (c *cache) verifyToken(ctx context.Context, g *generation, raw string) (*Id
 		return verified{id: id, entry: c.remember(g, key, id)}, nil
 	})
 	if err != nil {
-		return nil, nil, false, err
+		return nil, entryRef{}, false, err
 	}
 	vf := v.(verified)
 	return vf.id, vf.entry, false, nil
 }
 
+// memo returns the memo kept with e, nil if none.
+func (c *cache) memo(e entryRef) Memo { return c.store.memo(e.key, e.pos) }
+
 // keep replaces the memo of e with m (nil: none), counting it against CacheMaxBytes: a memo
-// that does not fit is not kept. A memo kept as e leaves the cache is dropped again.
-func (c *cache) keep(e *entry, m Memo) {
-	var box *memoBox
-	if m != nil {
-		box = &memoBox{m: m, bytes: m.Bytes()}
-		if maxBytes := c.limits.Load().maxBytes; maxBytes > 0 && c.Bytes()+box.bytes > maxBytes {
-			box = nil
-		}
-	}
-	old := e.memo.Swap(box)
-	c.bytes.Add(box.size() - old.size())
-	// Evicted meanwhile: the eviction counted out what it found; take back what it did not.
-	if box != nil && e.gone.Load() && e.memo.CompareAndSwap(box, nil) {
-		c.bytes.Add(-box.bytes)
-	}
+// that does not fit is not kept, nor one whose entry left the cache meanwhile.
+func (c *cache) keep(e entryRef, m Memo) {
+	c.store.keep(e.key, e.pos, m, c.bounds(c.limits.Load()))
 }
 
-// CacheEntryOverhead is what one cache entry takes beside its packed identity: its key, its
-// entry, the cache's item and map slot, and its place in the eviction order (an estimate:
-// BenchmarkCacheAtScale measures 210–246 bytes of live heap per identity of test/bench's
-// shape, whose packed identity is ~80 bytes; docs/performance.md).
-const CacheEntryOverhead = 128
-
-func entrySize(packed string) int64 { return int64(len(packed)) + CacheEntryOverhead }
+// CacheEntryOverhead is what one cache entry takes beside its packed identity: its record's
+// header and key in the log, and its slot in the index (an estimate of a Go map's slot as it
+// grows; BenchmarkCacheAtScale measures the whole per identity, docs/performance.md).
+const CacheEntryOverhead = recordHeader + keySize + indexEntryOverhead
 
 // internBudget is the share of the byte bound the table of shared strings may take: an
 // eighth, or 8 MiB when the cache has no byte bound. It is set when the cache is made: a
@@ -213,60 +202,45 @@ func internBudget(maxBytes int64) int64 {
 }
 
 // remember caches id, packed and without its claim set, until min(TTL, exp), and returns its
-// entry (nil when it is not cached). The bounds on entries and bytes hold under any flood of
-// valid tokens: the oldest entries are evicted to make room, and an identity larger than the
-// whole byte bound is not cached.
-func (c *cache) remember(g *generation, key string, id *Identity) *entry {
+// entry (none when it is not cached). The bounds on entries and bytes hold under any flood of
+// valid tokens: the oldest entries are evicted to make room, and an identity larger than a
+// chunk of the store (chunkSizeFor) or than the byte bound is not cached.
+func (c *cache) remember(g *generation, key cacheKey, id *Identity) entryRef {
 	lim := c.limits.Load()
-	ttl := min(lim.ttl, id.Expiry.Sub(lim.now()))
+	now := lim.now()
+	ttl := min(lim.ttl, id.Expiry.Sub(now))
 	if ttl <= 0 {
-		return nil
+		return entryRef{}
 	}
 	i, found := g.slotOf[id.Issuer]
 	if !found {
-		return nil
+		return entryRef{}
 	}
-	// The key and the identity share one allocation: the key is the entry's first bytes.
-	both := id.pack(key, i, c.shared)
-	key, packed := both[:keySize], both[keySize:]
-	size := entrySize(packed)
-	if lim.maxBytes > 0 && size > lim.maxBytes-c.shared.bytes.Load() {
-		return nil
+	packed := id.pack("", i, c.shared)
+	pos, ok := c.store.put(key, packed, now.Add(ttl).UnixNano(), now.UnixNano(), c.bounds(lim))
+	if !ok {
+		return entryRef{}
 	}
-	c.bound.Lock()
-	defer c.bound.Unlock()
-	c.store.Delete(key) // an expired entry not yet swept: its bytes are counted once
-	c.evict(lim, size)
-	e := &entry{packed: packed}
-	c.store.Set(key, e, ttl)
-	c.bytes.Add(size)
-	c.order = append(c.order, cacheKey([]byte(key)))
-	if len(c.order) > 2*c.store.ItemCount()+1024 {
-		// Most of the order is of entries that expired: keep those still cached.
-		c.order = slices.DeleteFunc(c.order, func(k cacheKey) bool { _, ok := c.store.Get(string(k[:])); return !ok })
-	}
-	return e
+	return entryRef{key: key, pos: pos}
 }
 
-// evict removes the oldest entries until one of size more fits the bounds (the byte bound
-// less what the shared strings take). Callers hold bound.
-func (c *cache) evict(lim *cacheLimits, size int64) {
-	maxBytes := lim.maxBytes - c.shared.bytes.Load()
-	for len(c.order) > 0 && (lim.maxEntries > 0 && c.store.ItemCount()+int(min(size, 1)) > lim.maxEntries ||
-		lim.maxBytes > 0 && c.bytes.Load()+size > maxBytes) {
-		c.store.Delete(string(c.order[0][:]))
-		c.order = c.order[1:]
-	}
+// entries reports how many tokens the cache remembers.
+func (c *cache) entries() int {
+	n, _ := c.store.size()
+	return n
 }
 
-// Bytes reports what the remembered tokens take, as CacheMaxBytes counts it: the entries and
-// the table of the strings they share.
-func (c *cache) Bytes() int64 { return c.bytes.Load() + c.shared.bytes.Load() }
+// Bytes reports what the remembered tokens take, as CacheMaxBytes counts it: the store (its
+// records' span, index and memos) and the table of the strings they share.
+func (c *cache) Bytes() int64 {
+	_, b := c.store.size()
+	return b + c.shared.bytes.Load()
+}
 
 // cacheKey is the HMAC-SHA256 of the token under a key of this process, truncated to 128 bits
 // (as HMAC-SHA-256-128 is, RFC 4868): the cache never holds a token, nor anything that would
 // let one be checked offline, and two tokens collide with a chance of 2^-128.
-func (c *cache) key(raw string) string {
+func (c *cache) key(raw string) cacheKey {
 	h := c.hashers.Get().(*hasher)
 	defer c.hashers.Put(h)
 	h.mac.Reset()
@@ -276,7 +250,7 @@ func (c *cache) key(raw string) string {
 		h.buf = nil
 	}
 	var sum [sha256.Size]byte
-	return string(h.mac.Sum(sum[:0])[:keySize])
+	return cacheKey(h.mac.Sum(sum[:0])[:keySize])
 }
 
 // hasher is an HMAC with a buffer for the token it hashes.

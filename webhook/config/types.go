@@ -111,8 +111,9 @@ type Cache struct {
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 	// MaxEntries bounds how many verified tokens are remembered at once.
 	MaxEntries *int `json:"maxEntries,omitempty"`
-	// MaxBytes bounds the memory the remembered tokens take (a quantity: 64Mi); the oldest
-	// are evicted to make room.
+	// MaxBytes bounds the memory the remembered tokens take (a quantity: 64Mi), most of it
+	// outside the Go heap and so beside GOMEMLIMIT (docs/install.md); the oldest are evicted
+	// to make room.
 	MaxBytes *resource.Quantity `json:"maxBytes,omitempty"`
 }
 
