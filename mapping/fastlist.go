@@ -43,17 +43,9 @@ func eachFastEntry(value string, known []string, each func(i int, e rawEntry)) (
 		return true
 	}
 	for len(value) > 0 {
-		line := value
-		if i := strings.IndexByte(value, '\n'); i >= 0 {
-			line, value = value[:i], value[i+1:]
-		} else {
-			value = ""
-		}
-		indent := 0
-		for indent < len(line) && line[indent] == ' ' {
-			indent++
-		}
-		rest := line[indent:]
+		var indent int
+		var rest string
+		indent, rest, value = nextLine(value)
 		switch {
 		case rest == "" || rest[0] == '#':
 			continue // blank, or a comment

@@ -23,17 +23,9 @@ func decodeFastManifest(b []byte) (in Input, ok bool) {
 		head    = map[string]string{}
 	)
 	for len(text) > 0 {
-		line := text
-		if i := strings.IndexByte(text, '\n'); i >= 0 {
-			line, text = text[:i], text[i+1:]
-		} else {
-			text = ""
-		}
-		indent := 0
-		for indent < len(line) && line[indent] == ' ' {
-			indent++
-		}
-		rest := line[indent:]
+		var indent int
+		var rest string
+		indent, rest, text = nextLine(text)
 		if rest == "" || rest[0] == '#' {
 			continue
 		}
@@ -167,4 +159,17 @@ func readLiteral(text string, parent int, strip bool) (value, after string, ok b
 		value = strings.TrimSuffix(value, "\n")
 	}
 	return value, after, true
+}
+
+// nextLine splits the first line off text: its indentation (spaces), the rest of it, and
+// the text after it.
+func nextLine(text string) (indent int, rest, after string) {
+	line := text
+	if i := strings.IndexByte(text, '\n'); i >= 0 {
+		line, after = text[:i], text[i+1:]
+	}
+	for indent < len(line) && line[indent] == ' ' {
+		indent++
+	}
+	return indent, line[indent:], after
 }

@@ -43,30 +43,10 @@ func BenchmarkReview(b *testing.B) {
 	if err := is.WaitReady(ctx); err != nil {
 		b.Fatal(err)
 	}
-	auth, err := authn.New(map[string]authn.Verifier{is.URL(): is}, nil, authn.Options{CacheTTL: 60e9, CacheMaxEntries: 1000})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := webhook.New(webhook.Options{
-		Authenticator: auth, Metrics: metrics.New(), TLS: testTLS(b),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	valid := ti.Token(b, nil)
+	srv := benchServer(b, is, authn.Options{CacheTTL: 60e9, CacheMaxEntries: 1000})
 	// The same server with no cache: every review verifies its token.
-	uncached, err := authn.New(map[string]authn.Verifier{is.URL(): is}, nil, authn.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cold, err := webhook.New(webhook.Options{
-		Authenticator: uncached, Metrics: metrics.New(), TLS: testTLS(b),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	cold := benchServer(b, is, authn.Options{})
+	valid := ti.Token(b, nil)
 	guids := make([]any, 1000)
 	for i := range guids {
 		guids[i] = fmt.Sprintf("%08x-4b1e-4c2d-9e7f-%012x", i, i*7919)
@@ -105,6 +85,22 @@ func BenchmarkReview(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchServer is a server whose authenticator verifies with is, under opts.
+func benchServer(b *testing.B, is *issuer.Issuer, opts authn.Options) *webhook.Server {
+	auth, err := authn.New(map[string]authn.Verifier{is.URL(): is}, nil, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := webhook.New(webhook.Options{
+		Authenticator: auth, Metrics: metrics.New(), TLS: testTLS(b),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return srv
 }
 
 // testTLS is a serving configuration for servers that are only called through Handler.
