@@ -82,20 +82,13 @@ func (c *ConfigMapSource) Run(ctx context.Context, update func(Snapshot)) error 
 	}); err != nil {
 		return fmt.Errorf("watch %s: %w", c, err)
 	}
-	if err := informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+	stopped, err := runInformer(ctx, informer, c.String(), func(err error) {
 		log.Warn("watching the mapping ConfigMap failed; retrying, the mapping in force stays", "configMap", c.String(), "err", err)
-	}); err != nil {
-		return fmt.Errorf("watch %s: %w", c, err)
+	})
+	if err != nil {
+		return err
 	}
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		informer.RunWithContext(ctx)
-	}()
 	defer func() { <-stopped }()
-	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
-		return fmt.Errorf("watch %s: stopped before the first list completed", c)
-	}
 	if _, exists, _ := informer.GetStore().GetByKey(c.Namespace + "/" + c.Name); !exists {
 		update(Snapshot{Deleted: true})
 	}
@@ -129,4 +122,25 @@ func newRecorder(ctx context.Context, client typedcorev1.CoreV1Interface, namesp
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.Events(namespace)})
 	return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "oidc-authenticator"}), broadcaster.Shutdown
+}
+
+// runInformer runs informer until ctx ends, logging each failed watch with warn (the
+// informer retries, and the mapping in force stays), and waits for its first list. The
+// returned channel is closed once the informer has stopped.
+func runInformer(ctx context.Context, informer cache.SharedIndexInformer, what string, warn func(error)) (<-chan struct{}, error) {
+	if err := informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		warn(err)
+	}); err != nil {
+		return nil, fmt.Errorf("watch %s: %w", what, err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		informer.RunWithContext(ctx)
+	}()
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		<-stopped
+		return nil, fmt.Errorf("watch %s: stopped before the first list completed", what)
+	}
+	return stopped, nil
 }

@@ -90,20 +90,13 @@ func (c *ConfigMapSetSource) Run(ctx context.Context, update func(Snapshot)) err
 	}); err != nil {
 		return fmt.Errorf("watch %s: %w", c, err)
 	}
-	if err := informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+	stopped, err := runInformer(ctx, informer, c.String(), func(err error) {
 		log.Warn("watching the mapping ConfigMaps failed; retrying, the mapping in force stays", "configMaps", c.String(), "err", err)
-	}); err != nil {
-		return fmt.Errorf("watch %s: %w", c, err)
+	})
+	if err != nil {
+		return err
 	}
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		informer.RunWithContext(ctx)
-	}()
 	defer func() { <-stopped }()
-	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
-		return fmt.Errorf("watch %s: stopped before the first list completed", c)
-	}
 	for {
 		update(c.snapshot(informer.GetStore().List(), selector))
 		select {

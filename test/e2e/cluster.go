@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/oidc-authenticator/oidc-authenticator/test/dex"
 )
 
 // bins locates the programs the harness runs. `make e2e` builds them into bin/.
@@ -209,4 +211,18 @@ func kubectl(t *testing.T, b bins, kubeconfig string, stdin string, args ...stri
 		return string(out), fmt.Errorf("kubectl %s hung for 60s", strings.Join(args, " "))
 	}
 	return string(out), err
+}
+
+// repoBins returns the repository's root and the binaries the end-to-end tests run.
+func repoBins(t *testing.T) (string, bins) {
+	t.Helper()
+	root, err := dex.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := findBins(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, b
 }

@@ -104,14 +104,7 @@ func setUpNode(t *testing.T) *node {
 	if os.Geteuid() != 0 {
 		t.Fatal("the node test runs containers: run it as root (make e2e-node)")
 	}
-	root, err := dex.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := findBins(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, b := repoBins(t)
 	nb, err := findNodeBins(root)
 	if err != nil {
 		t.Fatal(err)

@@ -49,14 +49,7 @@ type world struct {
 // kept with every log when the test fails, else removed) and starts etcd in it.
 func newWorld(t *testing.T, prefix string) *world {
 	t.Helper()
-	root, err := dex.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := findBins(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, b := repoBins(t)
 	if err := os.MkdirAll(filepath.Join(root, ".e2e"), 0o755); err != nil {
 		t.Fatal(err)
 	}
